@@ -1,0 +1,1 @@
+"""digitgen inference service (FastAPI)."""

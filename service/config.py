@@ -1,0 +1,50 @@
+"""Service configuration: environment variables with the DIGITGEN_ prefix (pydantic-settings)."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+BUNDLED_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "weights"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DIGITGEN_", env_file=None, extra="ignore")
+
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    weights_dir: Path = Field(BUNDLED_WEIGHTS, description="folder of *.safetensors + *.json model cards")
+    max_batch_size: int = Field(512, ge=1, le=65536, description="most latents in one batched forward pass")
+    batch_wait_ms: float = Field(1.0, ge=0, le=1000, description="how long a batch waits for company")
+    max_samples: int = Field(4096, ge=1, le=1_000_000, description="most images per /sample request")
+    max_latents: int = Field(4096, ge=1, le=1_000_000, description="most latents per /decode request")
+    max_steps: int = Field(64, ge=2, le=10_000, description="most interpolation steps")
+    max_scale: int = Field(16, ge=1, le=64, description="largest nearest-neighbour upscaling")
+    max_upload_bytes: int = Field(5 * 1024 * 1024, ge=1024, description="largest upload or request body")
+    max_image_pixels: int = Field(25_000_000, ge=784, description="largest decoded image (width x height)")
+    digit_max_rounds: int = Field(8, ge=1, le=100, description="rejection-sampling rounds for digit=")
+    digit_min_confidence: float = Field(0.9, ge=0, le=1, description="classifier confidence a digit= sample needs")
+    api_key: SecretStr | None = Field(None, description="when set, Bearer key required (not on /healthz, /readyz)")
+    cors_origins: list[str] = Field(default_factory=list, description="origins allowed by CORS; empty = CORS off")
+    torch_threads: int = Field(0, ge=0, le=256, description="intra-op threads for torch; 0 = one per CPU core")
+    log_level: str = Field("info")
+
+    @field_validator("device")
+    @classmethod
+    def _device_syntax(cls, value: str) -> str:
+        import re
+        value = value.strip().lower()
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+            raise ValueError("must be auto, cpu, cuda or cuda:N")
+        return value
+
+    @field_validator("api_key")
+    @classmethod
+    def _empty_key_is_none(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value() else None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,150 @@
+"""Everything between bytes and pixel tensors: decoding uploads into MNIST-style 28x28 images,
+and encoding uint8 images as PNG, grids, NumPy arrays and base64."""
+from __future__ import annotations
+
+import base64
+import io
+import warnings
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torchvision.io import encode_png as _tv_encode_png
+from torchvision.utils import make_grid
+
+ALLOWED_FORMATS = {"PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF"}
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class ImageDecodeError(ValueError):
+    """The upload is not an image we can read (-> 400)."""
+
+
+class ImageTooLargeError(ValueError):
+    """The decoded image would exceed the pixel limit (-> 413)."""
+
+
+# ---- decoding --------------------------------------------------------------------------------
+
+def _to_grey(img: Image.Image) -> np.ndarray:
+    """Any Pillow mode -> float32 (H, W) in [0, 1]."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        return np.asarray(img, dtype=np.float32) / 65535.0
+    if img.mode in ("I", "F"):
+        a = np.asarray(img, dtype=np.float32)
+        hi = float(a.max()) if a.size else 1.0
+        scale = 65535.0 if hi > 255 else 255.0
+        return np.clip(a / scale, 0, 1)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        # transparent pixels become background (black, as in MNIST)
+        rgba = img.convert("RGBA")
+        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        img = Image.alpha_composite(black, rgba)
+    if img.mode != "L":
+        img = img.convert("RGB").convert("L")  # CMYK, YCbCr, P, 1, RGB: all through RGB
+    return np.asarray(img, dtype=np.float32) / 255.0
+
+
+def mnist_normalise(grey: np.ndarray) -> np.ndarray:
+    """(H, W) float in [0, 1], white ink on black -> (28, 28) the way MNIST was made: the ink's
+    bounding box scaled to fit 20x20 (aspect kept), then placed so that its centre of mass is at
+    the centre of a 28x28 field (LeCun et al., the MNIST database description)."""
+    ink = grey > 0.1 * max(float(grey.max()), 1e-6)
+    if not ink.any():
+        return np.asarray(Image.fromarray(grey, mode="F").resize((28, 28), Image.BILINEAR), dtype=np.float32)
+    rows, cols = np.nonzero(ink)
+    crop = grey[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    h, w = crop.shape
+    factor = 20.0 / max(h, w)
+    new_w, new_h = max(1, round(w * factor)), max(1, round(h * factor))
+    small = np.asarray(Image.fromarray(crop, mode="F").resize((new_w, new_h), Image.LANCZOS), dtype=np.float32)
+    small = np.clip(small, 0, 1)
+    total = small.sum()
+    if total <= 0:
+        cy, cx = (new_h - 1) / 2, (new_w - 1) / 2
+    else:
+        ys, xs = np.indices(small.shape)
+        cy, cx = (ys * small).sum() / total, (xs * small).sum() / total
+    top = int(round(13.5 - cy))
+    left = int(round(13.5 - cx))
+    top = min(max(top, 0), 28 - new_h)
+    left = min(max(left, 0), 28 - new_w)
+    out = np.zeros((28, 28), dtype=np.float32)
+    out[top:top + new_h, left:left + new_w] = small
+    return out
+
+
+def decode_upload(data: bytes, *, invert: bool = False, max_pixels: int) -> torch.Tensor:
+    """Image bytes of any size/mode -> (1, 28, 28) float32 in [0, 1], MNIST-style.
+
+    28x28 inputs are taken as they are (they are MNIST-format already, e.g. a /sample PNG);
+    anything else is MNIST-normalised. Animated images use their first frame."""
+    if not data:
+        raise ImageDecodeError("empty upload: no image bytes")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            if img.format not in ALLOWED_FORMATS:
+                raise ImageDecodeError(f"unsupported image format {img.format}; send PNG or JPEG")
+            width, height = img.size
+            if width * height > max_pixels:
+                raise ImageTooLargeError(f"image is {width}x{height} pixels; the limit is {max_pixels} pixels")
+            img.seek(0)
+            img.load()
+            img = ImageOps.exif_transpose(img)
+    except (ImageDecodeError, ImageTooLargeError):
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLargeError(f"image too large to decode safely: {exc}") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ImageDecodeError(f"could not decode the upload as an image ({type(exc).__name__})") from None
+    grey = _to_grey(img)
+    if invert:
+        grey = 1.0 - grey
+    if grey.shape != (28, 28):
+        grey = mnist_normalise(grey)
+    return torch.from_numpy(np.ascontiguousarray(grey)).unsqueeze(0)
+
+
+# ---- encoding --------------------------------------------------------------------------------
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """(N, 1, 28, 28) float in [0, 1] -> uint8 on the CPU."""
+    return images.mul(255).round_().clamp_(0, 255).to(device="cpu", dtype=torch.uint8)
+
+
+def upscale(image: torch.Tensor, scale: int) -> torch.Tensor:
+    """(C, H, W) uint8 -> (C, H*scale, W*scale), nearest neighbour so strokes stay crisp."""
+    if scale == 1:
+        return image
+    return image.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)
+
+
+def grid(images_u8: torch.Tensor, nrow: int) -> torch.Tensor:
+    """(N, 1, 28, 28) uint8 -> (1, H, W) uint8 grid with 2-px black gutters."""
+    return make_grid(images_u8, nrow=nrow, padding=2, pad_value=0)[:1]
+
+
+def encode_png(image: torch.Tensor) -> bytes:
+    """(1, H, W) or (H, W) uint8 -> PNG bytes."""
+    if image.dim() == 2:
+        image = image.unsqueeze(0)
+    return _tv_encode_png(image.contiguous(), compression_level=6).numpy().tobytes()
+
+
+def images_png(images_u8: torch.Tensor, nrow: int = 8, scale: int = 1) -> bytes:
+    """One image -> its PNG; several -> one PNG grid."""
+    picture = images_u8[0] if images_u8.shape[0] == 1 else grid(images_u8, nrow)
+    return encode_png(upscale(picture, scale))
+
+
+def encode_npy(images_u8: torch.Tensor) -> bytes:
+    """(N, 1, 28, 28) uint8 -> .npy bytes of shape (N, 28, 28)."""
+    buffer = io.BytesIO()
+    np.save(buffer, images_u8.reshape(-1, 28, 28).numpy(), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def png_base64(image_u8: torch.Tensor, scale: int = 1) -> str:
+    return base64.b64encode(encode_png(upscale(image_u8, scale))).decode("ascii")

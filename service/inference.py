@@ -1,0 +1,129 @@
+"""Predict step of every endpoint: tensors in, tensors out, on the registry's device.
+
+All torch work runs in one inference thread (`Inference.executor`), never on the event loop,
+and the sampling path goes through a Batcher per model.
+"""
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import torch
+
+from models.latent import interpolate
+from service.batching import Batcher
+from service.imaging import to_uint8
+from service.metrics import Metrics
+from service.registry import Registry, ServedModel
+
+
+class DigitNotFound(RuntimeError):
+    """Rejection sampling could not find enough samples of the requested digit."""
+
+
+def latents_for_seed(seed: int, n: int, latent_dim: int) -> torch.Tensor:
+    """The n latents a seed stands for: N(0, I) draws from a CPU generator, so the same seed gives
+    the same latents on every machine and device. (n, latent_dim) float32 on the CPU."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, latent_dim, generator=g)
+
+
+@dataclass
+class Classified:
+    digits: torch.Tensor  # (n,) int64
+    confidence: torch.Tensor  # (n,) float32
+
+
+class Inference:
+    def __init__(self, registry: Registry, metrics: Metrics, max_batch_size: int, batch_wait_ms: float,
+                 digit_max_rounds: int, digit_min_confidence: float):
+        self.registry = registry
+        self.metrics = metrics
+        # one thread: torch already parallelises inside an op, and one thread keeps batches in order
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digitgen-infer")
+        self.digit_max_rounds = digit_max_rounds
+        self.digit_min_confidence = digit_min_confidence
+        self.batchers: dict[str, Batcher] = {}
+        for name, model in registry.models.items():
+            if model.is_generative:
+                self.batchers[name] = Batcher(
+                    lambda z, m=model: self._generate_u8(m, z), self.executor, max_batch_size, batch_wait_ms,
+                    on_batch=metrics.batch_size.labels(name).observe,
+                )
+
+    def start(self) -> None:
+        for batcher in self.batchers.values():
+            batcher.start()
+
+    async def stop(self) -> None:
+        for batcher in self.batchers.values():
+            await batcher.stop()
+        self.executor.shutdown(wait=True)
+
+    async def run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    # ---- thread-side work (tensors in, tensors out) ----------------------------------------
+
+    @staticmethod
+    @torch.inference_mode()
+    def _generate_u8(model: ServedModel, latents: torch.Tensor) -> torch.Tensor:
+        images = model.module.generate(latents.to(model.device, non_blocking=True))
+        return to_uint8(images)
+
+    @torch.inference_mode()
+    def classify(self, images_u8: torch.Tensor) -> Classified:
+        classifier = self.registry.classifier
+        x = images_u8.to(classifier.device).float().div_(255)
+        probs = torch.softmax(classifier.module(x), dim=1)
+        confidence, digits = probs.max(dim=1)
+        return Classified(digits.cpu(), confidence.cpu())
+
+    @torch.inference_mode()
+    def sample_digit(self, model: ServedModel, digit: int, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rejection sampling: draw candidate latents in rounds from the seed's stream, keep those the
+        classifier labels `digit` with at least the minimum confidence. Returns (latents, images_u8)."""
+        g = torch.Generator().manual_seed(seed)
+        kept_z, kept_x = [], []
+        found = 0
+        candidates = max(64, 12 * n)  # ~10 % of samples are any given digit
+        for _ in range(self.digit_max_rounds):
+            z = torch.randn(candidates, model.latent_dim, generator=g)
+            images = self._generate_u8(model, z)
+            verdict = self.classify(images)
+            keep = (verdict.digits == digit) & (verdict.confidence >= self.digit_min_confidence)
+            kept_z.append(z[keep])
+            kept_x.append(images[keep])
+            found += int(keep.sum())
+            if found >= n:
+                break
+        if found < n:
+            raise DigitNotFound(
+                f"model {model.name!r} produced only {found} of {n} samples of digit {digit} in "
+                f"{self.digit_max_rounds * candidates} tries; ask for fewer or use another model"
+            )
+        self.metrics.images.labels(model.name).inc(n)
+        return torch.cat(kept_z)[:n], torch.cat(kept_x)[:n]
+
+    @torch.inference_mode()
+    def encode(self, model: ServedModel, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """images: (n, 1, 28, 28) float in [0, 1] -> mu, logvar (n, D) on the CPU."""
+        mu, logvar = model.module.encode(images.to(model.device))
+        return mu.cpu(), logvar.cpu()
+
+    @torch.inference_mode()
+    def reconstruct(self, model: ServedModel, images: torch.Tensor) -> torch.Tensor:
+        """Decoder mean at the posterior mean: deterministic. -> uint8 (n, 1, 28, 28)."""
+        mu, _ = model.module.encode(images.to(model.device))
+        self.metrics.images.labels(model.name).inc(images.shape[0])
+        return to_uint8(model.module.decode(mu))
+
+    def interpolate_latents(self, z_a: torch.Tensor, z_b: torch.Tensor, steps: int, method: str) -> torch.Tensor:
+        return interpolate(z_a.double(), z_b.double(), steps, method).float()
+
+    async def generate(self, model: ServedModel, latents: torch.Tensor) -> torch.Tensor:
+        """Batched: (n, D) latents -> uint8 (n, 1, 28, 28)."""
+        images = await self.batchers[model.name].submit(latents)
+        self.metrics.images.labels(model.name).inc(latents.shape[0])
+        return images

@@ -1,0 +1,110 @@
+"""App factory and lifespan: load and warm every model before serving, release on shutdown.
+
+`uvicorn service.main:app` or `python -m service`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import asynccontextmanager
+
+import torch
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+
+from service.config import Settings, get_settings
+from service.deps import require_api_key
+from service.inference import Inference
+from service.metrics import Metrics, MetricsMiddleware
+from service.registry import RegistryError, load_registry
+from service.routes import images, latents, ops, sample
+
+log = logging.getLogger("digitgen")
+
+
+def configure_torch(settings: Settings) -> int:
+    """Intra-op threads = the CPU cores this process may use (or the setting); one inter-op thread,
+    because the service runs one inference thread and batches instead."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = settings.torch_threads or cores
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # can only be set once per process (tests create many apps)
+        pass
+    return threads
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    settings: Settings = app.state.settings
+    metrics: Metrics = app.state.metrics
+    threads = configure_torch(settings)
+    try:
+        registry = load_registry(settings.weights_dir, settings.device)
+    except RegistryError as exc:
+        log.error("startup failed: %s", exc)
+        raise
+    inference = Inference(registry, metrics, settings.max_batch_size, settings.batch_wait_ms,
+                          settings.digit_max_rounds, settings.digit_min_confidence)
+    inference.start()
+    app.state.inference = inference
+    app.state.ready = True
+    metrics.ready.set(1)
+    metrics.models_loaded.set(len(registry.models))
+    log.info("digitgen ready on %s (%d torch threads): %s", registry.device, threads,
+             ", ".join(f"{m.name}[{m.kind}]" for m in registry.models.values()))
+    try:
+        yield
+    finally:
+        app.state.ready = False  # /readyz answers 503 while draining
+        metrics.ready.set(0)
+        await inference.stop()
+
+
+def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+
+def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    # FastAPI's default body echoes the input back; keep locations and messages only.
+    errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
+    return JSONResponse({"detail": errors}, status_code=422)
+
+
+def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return JSONResponse({"detail": "internal server error"}, status_code=500)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="digitgen",
+        version="0.1.0",
+        summary="Handwritten-digit generation (VAE, GAN) over HTTP.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    app.state.ready = False
+    app.state.inference = None
+
+    secured = [Depends(require_api_key)]
+    for router in (sample.router, images.router, latents.router, ops.router):
+        app.include_router(router, dependencies=secured)
+    app.include_router(ops.public)
+
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"], expose_headers=["X-Seed"])
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    return app
+
+
+app = create_app()

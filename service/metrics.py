@@ -1,0 +1,62 @@
+"""Prometheus metrics (prometheus-client) and the pure-ASGI middleware that records them.
+
+Each app gets its own CollectorRegistry, so several apps (tests) never share counters. Labels
+are bounded: the route template (not the raw path), a model name from the registry or "-",
+and the status code.
+"""
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+
+disable_created_metrics()  # the *_created series only add noise to scrapes
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+MODEL_KEY = "digitgen.model"  # set in the ASGI scope by routes that serve a model
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("digitgen_requests", "HTTP requests", ["route", "method", "model", "status"],
+                                registry=self.registry)
+        self.latency = Histogram("digitgen_request_duration_seconds", "Request latency", ["route", "model"],
+                                 buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.batch_size = Histogram("digitgen_batch_size", "Latents per batched forward pass", ["model"],
+                                    buckets=BATCH_BUCKETS, registry=self.registry)
+        self.images = Counter("digitgen_images_generated", "Images produced by the models", ["model"],
+                              registry=self.registry)
+        self.ready = Gauge("digitgen_ready", "1 when every model is loaded and warmed up", registry=self.registry)
+        self.models_loaded = Gauge("digitgen_models_loaded", "Models in the registry", registry=self.registry)
+
+
+class MetricsMiddleware:
+    """Times every HTTP request; labels come from the matched route (FastAPI puts it in the scope)."""
+
+    def __init__(self, app, metrics: Metrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            model = scope.get(MODEL_KEY, "-")
+            self.metrics.requests.labels(template, scope["method"], model, str(status)).inc()
+            self.metrics.latency.labels(template, model).observe(time.perf_counter() - start)

@@ -1,0 +1,112 @@
+"""The loaded models: every checkpoint in the weights folder, on one device, warmed up."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from models.checkpoint import CheckpointError, LoadedCheckpoint, load
+from models.devices import resolve_device
+
+log = logging.getLogger("digitgen.registry")
+
+GENERATIVE_KINDS = ("vae", "generator")
+
+
+class RegistryError(RuntimeError):
+    """Startup cannot go on; the message names the cause (a file, a device)."""
+
+
+@dataclass
+class ServedModel:
+    name: str
+    kind: str  # vae | generator | classifier
+    module: nn.Module
+    device: torch.device
+    sha256: str
+    card: dict
+    parameters: int
+    latent_dim: int | None = None
+    path: Path | None = None
+
+    @property
+    def is_generative(self) -> bool:
+        return self.kind in GENERATIVE_KINDS
+
+    @property
+    def family(self) -> str:
+        return {"vae": "vae", "generator": "gan", "classifier": "classifier"}[self.kind]
+
+
+@dataclass
+class Registry:
+    device: torch.device
+    models: dict[str, ServedModel] = field(default_factory=dict)
+
+    def get(self, name: str) -> ServedModel | None:
+        return self.models.get(name)
+
+    @property
+    def classifier(self) -> ServedModel | None:
+        """The digit classifier used for `digit=` and predicted labels (the one named
+        `classifier`, else any loaded classifier)."""
+        if "classifier" in self.models:
+            return self.models["classifier"]
+        return next((m for m in self.models.values() if m.kind == "classifier"), None)
+
+    def generative_names(self) -> list[str]:
+        return [name for name, m in self.models.items() if m.is_generative]
+
+
+def _served(ckpt: LoadedCheckpoint, device: torch.device) -> ServedModel:
+    module = ckpt.module
+    latent_dim = getattr(module, "latent_dim", None)
+    return ServedModel(
+        name=ckpt.name, kind=ckpt.kind, module=module, device=device, sha256=ckpt.sha256,
+        card=ckpt.card or {}, parameters=sum(p.numel() for p in module.parameters()),
+        latent_dim=latent_dim, path=ckpt.path,
+    )
+
+
+@torch.inference_mode()
+def warm_up(model: ServedModel) -> None:
+    """One forward pass per model, so the first request does not pay for lazy initialisation."""
+    if model.kind == "classifier":
+        model.module(torch.zeros(8, 1, 28, 28, device=model.device))
+        return
+    z = torch.zeros(8, model.latent_dim, device=model.device)
+    images = model.module.generate(z)
+    if model.kind == "vae":
+        model.module.encode(images)
+
+
+def load_registry(weights_dir: Path, device_spec: str) -> Registry:
+    """Load every *.safetensors in `weights_dir` (each with its model card) onto the device.
+    Any failure raises RegistryError naming the file: the service never runs half a registry."""
+    try:
+        device = resolve_device(device_spec)
+    except Exception as exc:  # DeviceError: say it plainly
+        raise RegistryError(str(exc)) from None
+    weights_dir = Path(weights_dir)
+    if not weights_dir.is_dir():
+        raise RegistryError(f"weights directory {weights_dir} does not exist (DIGITGEN_WEIGHTS_DIR)")
+    paths = sorted(weights_dir.glob("*.safetensors"))
+    if not paths:
+        raise RegistryError(f"no *.safetensors weights in {weights_dir} (DIGITGEN_WEIGHTS_DIR)")
+    registry = Registry(device=device)
+    for path in paths:
+        try:
+            ckpt = load(path, device, require_card=True)
+        except CheckpointError as exc:
+            raise RegistryError(f"cannot load {path}: {exc}") from None
+        model = _served(ckpt, device)
+        warm_up(model)
+        registry.models[model.name] = model
+        log.info("loaded %s (%s, %d parameters, sha256 %s…) on %s", model.name, model.kind,
+                 model.parameters, model.sha256[:12], device)
+    if not registry.generative_names():
+        raise RegistryError(f"{weights_dir} holds no generative model (vae or generator)")
+    return registry

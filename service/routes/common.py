@@ -1,0 +1,61 @@
+"""Response encoding shared by the image-returning routes (decode request -> predict -> encode)."""
+from __future__ import annotations
+
+import math
+
+import torch
+from fastapi import HTTPException
+from fastapi.responses import JSONResponse, Response
+
+from service import imaging
+from service.config import Settings
+from service.inference import Classified
+
+NPY_MEDIA_TYPE = "application/x-npy"
+IMAGE_RESPONSES = {
+    200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}},
+                      NPY_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+          "description": "PNG (one image, or a grid), JSON, or a uint8 .npy array (n, 28, 28)"},
+}
+ERROR_RESPONSES = {code: {"model": None, "description": text} for code, text in {
+    401: "missing or wrong API key", 404: "unknown model", 413: "upload too large",
+    415: "unsupported media type", 422: "invalid parameters", 503: "not ready"}.items()}
+
+
+def check_output_size(settings: Settings, n: int, nrow: int, scale: int) -> None:
+    """Refuse PNGs whose pixel count would be silly before doing any work."""
+    if scale > settings.max_scale:
+        raise HTTPException(422, f"scale is {scale}; the limit is {settings.max_scale} (DIGITGEN_MAX_SCALE)")
+    cols = min(n, nrow) if n > 1 else 1
+    rows = math.ceil(n / cols)
+    side = 28 if n == 1 else 30
+    pixels = (cols * side * scale) * (rows * side * scale)
+    limit = settings.max_image_pixels
+    if pixels > limit:
+        raise HTTPException(422, f"the PNG would have {pixels} pixels; the limit is {limit} "
+                                 "(lower n or scale, or use format=npy)")
+
+
+def png_response(images_u8: torch.Tensor, nrow: int, scale: int, headers: dict[str, str]) -> Response:
+    return Response(imaging.images_png(images_u8, nrow=nrow, scale=scale), media_type="image/png", headers=headers)
+
+
+def npy_response(images_u8: torch.Tensor, headers: dict[str, str]) -> Response:
+    return Response(imaging.encode_npy(images_u8), media_type=NPY_MEDIA_TYPE, headers=headers)
+
+
+def samples_json(images_u8: torch.Tensor, latents: torch.Tensor, verdict: Classified | None,
+                 scale: int) -> list[dict]:
+    items = []
+    for i in range(images_u8.shape[0]):
+        items.append({
+            "png_base64": imaging.png_base64(images_u8[i], scale),
+            "latent": latents[i].tolist(),
+            "digit": int(verdict.digits[i]) if verdict is not None else None,
+            "confidence": round(float(verdict.confidence[i]), 6) if verdict is not None else None,
+        })
+    return items
+
+
+def json_response(body: dict, headers: dict[str, str]) -> JSONResponse:
+    return JSONResponse(body, headers=headers)

@@ -1,0 +1,1 @@
+"""digitgen trainer: MNIST data, training loops, presets, evaluation, figures and report."""

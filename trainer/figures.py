@@ -1,0 +1,91 @@
+"""Figures every training run writes (PNG, matplotlib + torchvision.utils.make_grid)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torchvision.utils import make_grid  # noqa: E402
+
+
+def _save(fig, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _show_grid(images: torch.Tensor, path: Path, title: str, nrow: int, figsize: tuple[float, float]) -> None:
+    grid = make_grid(images.detach().float().cpu().clamp(0, 1), nrow=nrow, padding=2, pad_value=0.5)
+    fig, ax = plt.subplots(figsize=figsize)
+    ax.imshow(grid[0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=9)
+    _save(fig, path)
+
+
+def reconstruction_strip(originals: torch.Tensor, reconstructions: torch.Tensor, path: Path, title: str) -> None:
+    """Originals in the top row, their reconstructions below. Both (N, 1, 28, 28) in [0, 1]."""
+    n = originals.shape[0]
+    _show_grid(torch.cat([originals, reconstructions]), path, title, nrow=n, figsize=(n * 0.7, 1.8))
+
+
+def sample_grid(samples: torch.Tensor, path: Path, title: str, nrow: int = 8) -> None:
+    _show_grid(samples, path, title, nrow=nrow, figsize=(5, 5.3))
+
+
+def interpolation_strips(rows: torch.Tensor, path: Path, title: str) -> None:
+    """rows: (R, S, 1, 28, 28): R interpolations of S steps each."""
+    r, s = rows.shape[:2]
+    _show_grid(rows.reshape(r * s, 1, 28, 28), path, title, nrow=s, figsize=(s * 0.6, r * 0.7 + 0.4))
+
+
+def vae_loss_curves(history: dict, path: Path, title: str) -> None:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(history["epoch"], history["train_loss"], label="train")
+    ax.plot(history["epoch"], history["val_loss"], label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("negative ELBO (nats / image)")
+    ax.set_title(f"{title}: loss per epoch")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def _smooth(values: list[float], window: int) -> np.ndarray:
+    v = np.asarray(values, dtype=float)
+    if len(v) < window or window <= 1:
+        return v
+    return np.convolve(v, np.ones(window) / window, mode="valid")
+
+
+def gan_loss_curves(history: dict, path: Path, title: str) -> None:
+    window = max(1, min(200, len(history["g"]) // 20))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key, label in (("d_real", "D loss on real"), ("d_fake", "D loss on fake"), ("g", "G loss")):
+        y = _smooth(history[key], window)
+        ax.plot(np.arange(len(y)) + window // 2, y, label=label)
+    ax.set_xlabel("step")
+    ax.set_ylabel(f"loss (moving average over {window} steps)")
+    ax.set_title(f"{title}: losses per step")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def tsne_scatter(latents: torch.Tensor, labels: torch.Tensor, path: Path, title: str, seed: int = 0) -> None:
+    from sklearn.manifold import TSNE
+
+    points = latents.detach().float().cpu().numpy()
+    perplexity = float(min(30, max(2, len(points) - 1) / 3))
+    embedded = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(points)
+    fig, ax = plt.subplots(figsize=(6.5, 6))
+    scatter = ax.scatter(embedded[:, 0], embedded[:, 1], c=labels.cpu().numpy(), cmap="tab10", s=3, vmin=-0.5, vmax=9.5)
+    fig.colorbar(scatter, ax=ax, ticks=range(10), label="digit")
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    _save(fig, path)

@@ -1,0 +1,80 @@
+"""Training recipes. `vae-seed` / `gan-seed` are the course report's recipe exactly; `vae` / `gan`
+are the better recipes that are bundled as the service's defaults."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from models.classifier import ClassifierConfig
+from models.gan import DiscriminatorConfig, GeneratorConfig
+from models.vae import VAEConfig
+
+
+@dataclass
+class Preset:
+    name: str
+    family: str  # vae | gan | classifier
+    epochs: int
+    batch_size: int
+    lr: float
+    betas: tuple[float, float] = (0.9, 0.999)
+    schedule: str = "constant"  # constant | cosine
+    seed: int = 0
+    description: str = ""
+    vae: VAEConfig | None = None
+    generator: GeneratorConfig | None = None
+    discriminator: DiscriminatorConfig | None = None
+    classifier: ClassifierConfig | None = None
+    # family-specific knobs
+    binarize: bool = False  # VAE: dynamically binarised pixels (Bernoulli samples each step)
+    gan_loss: str = "bce"  # bce | hinge
+    real_label: float = 1.0  # < 1 is one-sided label smoothing
+    data_range: str = "unit"  # unit = [0, 1] | symmetric = [-1, 1] (for tanh generators)
+    ema_decay: float = 0.0  # > 0: serve an exponential moving average of the generator
+    augment_shift: int = 0  # classifier: random translation in pixels
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+PRESETS: dict[str, Preset] = {p.name: p for p in [
+    Preset(
+        name="vae-seed", family="vae", epochs=50, batch_size=64, lr=0.005,
+        description="Course report recipe: MLP 784-300-32 / 16-300-784, Bernoulli likelihood, Adam 5e-3, batch 64.",
+        vae=VAEConfig(latent_dim=16, hidden_dims=(300,)),
+    ),
+    Preset(
+        name="gan-seed", family="gan", epochs=50, batch_size=64, lr=0.0002,
+        description="Course report recipe: MLP G 16-300-784 (linear out), D 784-300-1 sigmoid, BCE, Adam 2e-4.",
+        generator=GeneratorConfig(latent_dim=16, arch="mlp", hidden_dim=300, output="linear"),
+        discriminator=DiscriminatorConfig(arch="mlp", hidden_dim=300, sigmoid=True),
+    ),
+    Preset(
+        name="vae", family="vae", epochs=100, batch_size=128, lr=0.001, schedule="cosine", binarize=True,
+        description="MLP 784-512-512-(16) both ways on dynamically binarised pixels, Adam 1e-3 with cosine decay.",
+        vae=VAEConfig(latent_dim=16, hidden_dims=(512, 512)),
+    ),
+    Preset(
+        name="gan", family="gan", epochs=30, batch_size=64, lr=0.0002, betas=(0.5, 0.999),
+        gan_loss="hinge", data_range="symmetric", ema_decay=0.999,
+        description="Small DCGAN, z=16: BatchNorm in G, spectral norm in D, hinge loss, Adam 2e-4 beta1 0.5, "
+                    "EMA of generator weights (0.999).",
+        generator=GeneratorConfig(latent_dim=16, arch="dcgan", hidden_dim=64, output="tanh"),
+        discriminator=DiscriminatorConfig(arch="dcgan", hidden_dim=32, activation="leaky_relu",
+                                          spectral_norm=True, sigmoid=False),
+    ),
+    Preset(
+        name="classifier", family="classifier", epochs=6, batch_size=128, lr=0.001, schedule="cosine",
+        augment_shift=2,
+        description="Small CNN (2 conv + BN, 128-d features) with +-2 px shifts; feature space for FID/KID/IS.",
+        classifier=ClassifierConfig(),
+    ),
+]}
+
+
+def get_preset(name: str, **overrides: Any) -> Preset:
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return dataclasses.replace(PRESETS[name], **changes)

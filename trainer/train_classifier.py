@@ -1,0 +1,74 @@
+"""Digit classifier training: cross-entropy with small random shifts."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from models.classifier import DigitClassifier
+from trainer.common import batch_indices, make_scheduler, seeded_generator, to_unit
+from trainer.data import MNIST
+from trainer.presets import Preset
+
+
+def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Translate each image (B, 1, 28, 28) by an integer offset in [-max_shift, max_shift]."""
+    if max_shift <= 0:
+        return x
+    b = x.shape[0]
+    shifts = torch.randint(-max_shift, max_shift + 1, (b, 2), generator=generator, device=generator.device).to(x.device)
+    theta = torch.zeros(b, 2, 3, device=x.device)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1
+    theta[:, :, 2] = shifts.float() * (2 / 28)  # affine_grid works in [-1, 1] units
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+
+
+@torch.no_grad()
+def accuracy(model: DigitClassifier, images_u8: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000) -> float:
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for start in range(0, len(images_u8), batch_size):
+        logits = model(to_unit(images_u8[start:start + batch_size]))
+        correct += (logits.argmax(1) == labels[start:start + batch_size]).sum().item()
+    model.train(was_training)
+    return correct / len(images_u8)
+
+
+def train_classifier(model: DigitClassifier, data: MNIST, preset: Preset, device: torch.device,
+                     max_steps: int | None = None, progress: bool = True) -> dict:
+    optimizer = torch.optim.Adam(model.parameters(), lr=preset.lr, betas=preset.betas, foreach=True)
+    steps_per_epoch = -(-len(data.train_images) // preset.batch_size)
+    if max_steps is not None:
+        steps_per_epoch = min(steps_per_epoch, max_steps)
+    scheduler = make_scheduler(optimizer, preset.schedule, preset.epochs * steps_per_epoch)
+    g = seeded_generator(preset.seed, device)
+    history: dict = {"epoch": [], "train_loss": [], "val_accuracy": []}
+    for epoch in range(1, preset.epochs + 1):
+        model.train()
+        total, count = torch.zeros((), device=device), 0
+        bar = tqdm(batch_indices(len(data.train_images), preset.batch_size, g, device, max_steps),
+                   total=steps_per_epoch, desc=f"{preset.name} epoch {epoch}/{preset.epochs}",
+                   disable=not progress, leave=False)
+        for step, idx in enumerate(bar):
+            x = random_shift(to_unit(data.train_images[idx]), preset.augment_shift, g)
+            loss = F.cross_entropy(model(x), data.train_labels[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            total += loss.detach() * len(idx)
+            count += len(idx)
+            if step % 100 == 0:
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+        history["epoch"].append(epoch)
+        history["train_loss"].append((total / count).item())
+        history["val_accuracy"].append(accuracy(model, data.val_images, data.val_labels))
+        if progress:
+            tqdm.write(f"{preset.name} epoch {epoch}: loss {history['train_loss'][-1]:.4f}  "
+                       f"val acc {history['val_accuracy'][-1]:.4f}")
+    model.eval()
+    history["test_accuracy"] = accuracy(model, data.test_images, data.test_labels)
+    return history

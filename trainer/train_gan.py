@@ -1,0 +1,103 @@
+"""GAN training loop: BCE (the report's) or hinge loss, optional label smoothing and EMA."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm import tqdm
+
+from models.gan import Discriminator, Generator
+from trainer import figures
+from trainer.common import batch_indices, milestone_epochs, seeded_generator, to_unit
+from trainer.data import MNIST
+from trainer.presets import Preset
+
+
+def discriminator_losses(preset: Preset, d_real: torch.Tensor, d_fake: torch.Tensor,
+                         probabilities: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Returns (loss on real, loss on fake) for the discriminator step."""
+    if preset.gan_loss == "hinge":  # Lim & Ye 2017; Miyato et al. 2018 (SN-GAN)
+        return F.relu(1 - d_real).mean(), F.relu(1 + d_fake).mean()
+    bce = F.binary_cross_entropy if probabilities else F.binary_cross_entropy_with_logits
+    real_target = torch.full_like(d_real, preset.real_label)  # < 1: one-sided label smoothing
+    return bce(d_real, real_target), bce(d_fake, torch.zeros_like(d_fake))
+
+
+def generator_loss(preset: Preset, d_gen: torch.Tensor, probabilities: bool) -> torch.Tensor:
+    if preset.gan_loss == "hinge":
+        return -d_gen.mean()
+    bce = F.binary_cross_entropy if probabilities else F.binary_cross_entropy_with_logits
+    return bce(d_gen, torch.ones_like(d_gen))  # non-saturating loss (Goodfellow et al. 2014)
+
+
+def train_gan(generator: Generator, discriminator: Discriminator, data: MNIST, preset: Preset,
+              device: torch.device, run_dir: Path, max_steps: int | None = None,
+              progress: bool = True) -> tuple[Generator, dict]:
+    """Trains in place; returns the generator to serve (the EMA copy when ema_decay > 0)."""
+    opt_g = torch.optim.Adam(generator.parameters(), lr=preset.lr, betas=preset.betas, foreach=True)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=preset.lr, betas=preset.betas, foreach=True)
+    ema = None
+    if preset.ema_decay > 0:
+        ema = AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(preset.ema_decay), use_buffers=True)
+    probabilities = discriminator.config.sigmoid
+    latent_dim = generator.latent_dim
+    g = seeded_generator(preset.seed, device)
+    fixed_z = torch.randn(64, latent_dim, generator=seeded_generator(preset.seed + 1, device), device=device)
+    milestones = milestone_epochs(preset.epochs)
+    steps_per_epoch = -(-len(data.train_images) // preset.batch_size)
+    if max_steps is not None:
+        steps_per_epoch = min(steps_per_epoch, max_steps)
+    history: dict = {"d_real": [], "d_fake": [], "g": [], "epoch_end_step": []}
+    for epoch in range(1, preset.epochs + 1):
+        generator.train()
+        discriminator.train()
+        epoch_losses = []
+        bar = tqdm(batch_indices(len(data.train_images), preset.batch_size, g, device, max_steps),
+                   total=steps_per_epoch, desc=f"{preset.name} epoch {epoch}/{preset.epochs}",
+                   disable=not progress, leave=False)
+        for step, idx in enumerate(bar):
+            real = to_unit(data.train_images[idx])
+            if preset.data_range == "symmetric":
+                real = real * 2 - 1
+            z = torch.randn(len(idx), latent_dim, generator=g, device=device)
+            fake = generator(z)
+            # discriminator step: fake is detached so G gets no gradient here
+            loss_real, loss_fake = discriminator_losses(preset, discriminator(real), discriminator(fake.detach()),
+                                                        probabilities)
+            opt_d.zero_grad(set_to_none=True)
+            (loss_real + loss_fake).backward()
+            opt_d.step()
+            # generator step on the same fake batch, through the updated discriminator
+            loss_g = generator_loss(preset, discriminator(fake), probabilities)
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+            if ema is not None:
+                ema.update_parameters(generator)
+            epoch_losses.append(torch.stack([loss_real.detach(), loss_fake.detach(), loss_g.detach()]))
+            if step % 100 == 0:
+                bar.set_postfix(d_real=f"{loss_real.item():.3f}", d_fake=f"{loss_fake.item():.3f}",
+                                g=f"{loss_g.item():.3f}")
+        losses = torch.stack(epoch_losses).cpu()  # one sync per epoch
+        history["d_real"] += losses[:, 0].tolist()
+        history["d_fake"] += losses[:, 1].tolist()
+        history["g"] += losses[:, 2].tolist()
+        history["epoch_end_step"].append(len(history["g"]))
+        if progress:
+            mean = losses.mean(0).tolist()
+            tqdm.write(f"{preset.name} epoch {epoch}: D(real) {mean[0]:.3f}  D(fake) {mean[1]:.3f}  G {mean[2]:.3f}")
+        if epoch in milestones:
+            served = ema.module if ema is not None else generator
+            served.eval()
+            with torch.no_grad():
+                samples = served.generate(fixed_z)
+            figures.sample_grid(samples, run_dir / f"samples_epoch{epoch:03d}.png",
+                                title=f"{preset.name}: fixed latents, epoch {epoch}")
+    figures.gan_loss_curves(history, run_dir / "loss_curves.png", title=preset.name)
+    served = ema.module if ema is not None else generator
+    served.eval()
+    history["final"] = {k: float(sum(history[k][-100:]) / max(1, len(history[k][-100:])))
+                        for k in ("d_real", "d_fake", "g")}
+    return served, history
