@@ -11,7 +11,7 @@ PORT   ?= 8000
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[train,dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -20,8 +20,7 @@ serve: $(STAMP)
 	$(PY) -m service --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
-	$(PY) -m pytest -q tests
-	bash scripts/run_smoke.sh $(PY)
+	$(PY) -m pytest tests
 
 data: $(STAMP)
 	$(PY) -m trainer fetch-data

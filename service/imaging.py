@@ -9,7 +9,6 @@ import warnings
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
-from torchvision.io import encode_png as _tv_encode_png
 from torchvision.utils import make_grid
 
 ALLOWED_FORMATS = {"PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF"}
@@ -127,10 +126,11 @@ def grid(images_u8: torch.Tensor, nrow: int) -> torch.Tensor:
 
 
 def encode_png(image: torch.Tensor) -> bytes:
-    """(1, H, W) or (H, W) uint8 -> PNG bytes."""
-    if image.dim() == 2:
-        image = image.unsqueeze(0)
-    return _tv_encode_png(image.contiguous(), compression_level=6).numpy().tobytes()
+    """(1, H, W) or (H, W) uint8 -> 8-bit greyscale PNG bytes (Pillow; torchvision.io's encoder is
+    deprecated since 0.29)."""
+    buffer = io.BytesIO()
+    Image.fromarray(image.reshape(image.shape[-2:]).numpy()).save(buffer, format="PNG", compress_level=6)
+    return buffer.getvalue()
 
 
 def images_png(images_u8: torch.Tensor, nrow: int = 8, scale: int = 1) -> bytes:

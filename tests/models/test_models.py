@@ -1,0 +1,77 @@
+import torch
+
+from models import (ClassifierConfig, DigitClassifier, Discriminator, DiscriminatorConfig, Generator,
+                    GeneratorConfig, VAE, VAEConfig, vae_loss)
+from models.latent import interpolate
+
+
+def test_report_vae_architecture_is_exact():
+    vae = VAE(VAEConfig())
+    shapes = [tuple(p.shape) for p in vae.parameters()]
+    # encoder 784-300-32 (mu and logvar of a 16-d latent), decoder 16-300-784
+    assert shapes == [(300, 784), (300,), (32, 300), (32,), (300, 16), (300,), (784, 300), (784,)]
+
+
+def test_vae_shapes_and_range():
+    vae = VAE(VAEConfig(latent_dim=16, hidden_dims=(512, 512)))
+    x = torch.rand(5, 1, 28, 28)
+    mu, logvar = vae.encode(x)
+    assert mu.shape == logvar.shape == (5, 16)
+    images = vae.decode(mu)
+    assert images.shape == (5, 1, 28, 28)
+    assert images.min() >= 0 and images.max() <= 1
+    logits, mu2, _ = vae(x)
+    assert logits.shape == (5, 784)
+
+
+def test_vae_loss_is_non_negative_on_grey_targets():
+    torch.manual_seed(0)
+    vae = VAE(VAEConfig())
+    x = torch.rand(64, 1, 28, 28)
+    logits, mu, logvar = vae(x)
+    assert vae_loss(logits, x, mu, logvar).item() > 0
+    # even a perfect decoder cannot go below the targets' own entropy, which is >= 0
+    perfect = torch.logit(x.reshape(64, 784).clamp(1e-6, 1 - 1e-6))
+    zeros = torch.zeros(64, 16)
+    assert vae_loss(perfect, x, zeros, zeros).item() >= 0
+
+
+def test_report_gan_architecture_is_exact():
+    g = Generator(GeneratorConfig())
+    d = Discriminator(DiscriminatorConfig())
+    assert [tuple(p.shape) for p in g.parameters()] == [(300, 16), (300,), (784, 300), (784,)]
+    assert [tuple(p.shape) for p in d.parameters()] == [(300, 784), (300,), (1, 300), (1,)]
+    assert isinstance(d.net[-1], torch.nn.Sigmoid)
+
+
+def test_generators_and_discriminators_shapes():
+    z = torch.randn(3, 16)
+    for cfg in (GeneratorConfig(), GeneratorConfig(arch="dcgan", hidden_dim=32, output="tanh")):
+        g = Generator(cfg).eval()
+        out = g.generate(z)
+        assert out.shape == (3, 1, 28, 28) and out.min() >= 0 and out.max() <= 1
+    for cfg in (DiscriminatorConfig(), DiscriminatorConfig(arch="dcgan", hidden_dim=8, spectral_norm=True, sigmoid=False),
+                DiscriminatorConfig(dropout=0.3, activation="leaky_relu", spectral_norm=True)):
+        assert Discriminator(cfg)(torch.rand(3, 1, 28, 28)).shape == (3,)
+
+
+def test_classifier_shapes():
+    c = DigitClassifier(ClassifierConfig()).eval()
+    x = torch.rand(4, 1, 28, 28)
+    assert c.features(x).shape == (4, 128)
+    assert c(x).shape == (4, 10)
+
+
+def test_interpolation_end_points_and_norm():
+    torch.manual_seed(0)
+    a, b = torch.randn(16), torch.randn(16)
+    for method in ("lerp", "slerp"):
+        path = interpolate(a, b, 7, method)
+        assert path.shape == (7, 16)
+        assert torch.allclose(path[0], a, atol=1e-5) and torch.allclose(path[-1], b, atol=1e-5)
+    # slerp between equal-norm points keeps the norm; lerp's midpoint shrinks
+    b = b / b.norm() * a.norm()
+    mid_slerp = interpolate(a, b, 3, "slerp")[1]
+    mid_lerp = interpolate(a, b, 3, "lerp")[1]
+    assert abs(mid_slerp.norm() - a.norm()) < 1e-4
+    assert mid_lerp.norm() < a.norm()

@@ -1,0 +1,71 @@
+import asyncio
+
+import pytest
+import torch
+
+from service.batching import Batcher
+from tests.conftest import async_client, run
+
+
+def test_concurrent_requests_share_batches_and_keep_their_seeds(tiny_weights):
+    async def scenario():
+        async with async_client(tiny_weights, batch_wait_ms=50, max_batch_size=64) as (client, app):
+            solo = {}
+            for seed in range(8):
+                solo[seed] = (await client.get("/sample", params={"model": "gan", "seed": seed, "n": 2})).content
+            together = await asyncio.gather(*[client.get("/sample", params={"model": "gan", "seed": s, "n": 2})
+                                              for s in range(8)])
+            metrics = (await client.get("/metrics")).text
+            return solo, together, metrics
+
+    solo, together, metrics = run(scenario())
+    for seed, response in enumerate(together):
+        assert response.status_code == 200
+        assert response.content == solo[seed], f"seed {seed} changed when batched"
+    # 8 solo batches of 2 latents, then the 8 concurrent requests in fewer, larger batches
+    count = next(float(l.split()[-1]) for l in metrics.splitlines() if l.startswith('digitgen_batch_size_count{model="gan"}'))
+    total = next(float(l.split()[-1]) for l in metrics.splitlines() if l.startswith('digitgen_batch_size_sum{model="gan"}'))
+    assert total == 32
+    assert count < 16
+
+
+def test_batcher_respects_max_batch_size_and_order():
+    from concurrent.futures import ThreadPoolExecutor
+    sizes = []
+
+    async def scenario():
+        executor = ThreadPoolExecutor(1)
+        batcher = Batcher(lambda z: z * 2, executor, max_batch_size=5, wait_ms=20, on_batch=sizes.append)
+        batcher.start()
+        inputs = [torch.full((2, 1), float(i)) for i in range(6)]
+        outputs = await asyncio.gather(*[batcher.submit(z) for z in inputs])
+        await batcher.stop()
+        executor.shutdown()
+        return inputs, outputs
+
+    inputs, outputs = run(scenario())
+    for z, out in zip(inputs, outputs):
+        assert torch.equal(out, z * 2)
+    assert max(sizes) <= 5 and sum(sizes) == 12
+
+
+def test_a_failing_forward_fails_its_requests_only():
+    from concurrent.futures import ThreadPoolExecutor
+
+    def fn(z):
+        if (z < 0).any():
+            raise ValueError("boom")
+        return z
+
+    async def scenario():
+        executor = ThreadPoolExecutor(1)
+        batcher = Batcher(fn, executor, max_batch_size=1, wait_ms=0)
+        batcher.start()
+        with pytest.raises(ValueError):
+            await batcher.submit(torch.tensor([[-1.0]]))
+        ok = await batcher.submit(torch.tensor([[3.0]]))  # the loop survived
+        await batcher.stop()
+        executor.shutdown()
+        return ok
+
+    assert run(scenario()).item() == 3.0

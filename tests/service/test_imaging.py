@@ -1,0 +1,83 @@
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from service.imaging import ImageDecodeError, ImageTooLargeError, decode_upload, mnist_normalise
+from tests.service.helpers import digit_like, image_bytes
+
+LIMIT = 25_000_000
+
+
+def centre_of_mass(a: np.ndarray) -> tuple[float, float]:
+    ys, xs = np.indices(a.shape)
+    return (ys * a).sum() / a.sum(), (xs * a).sum() / a.sum()
+
+
+def test_mnist_normalise_fits_20px_and_centres_mass():
+    big = np.zeros((300, 200), np.float32)
+    big[20:120, 10:60] = 1.0  # off-centre blob
+    out = mnist_normalise(big)
+    assert out.shape == (28, 28)
+    rows, cols = np.nonzero(out > 0.1)
+    assert rows.max() - rows.min() + 1 <= 21 and cols.max() - cols.min() + 1 <= 21
+    cy, cx = centre_of_mass(out)
+    assert abs(cy - 13.5) < 1 and abs(cx - 13.5) < 1
+
+
+def test_28x28_input_is_taken_as_is():
+    a = digit_like()
+    out = decode_upload(image_bytes(a), max_pixels=LIMIT)
+    assert torch.equal((out[0] * 255).round().byte(), torch.from_numpy(a))
+
+
+@pytest.mark.parametrize("data", [
+    image_bytes(digit_like(64), "PNG", mode="RGBA"),
+    image_bytes(digit_like(64), "JPEG", mode="CMYK"),
+    image_bytes(digit_like(64), "GIF"),
+    image_bytes(digit_like(64), "BMP"),
+    image_bytes(digit_like(64), "WEBP"),
+    image_bytes(digit_like(1), "PNG"),
+    image_bytes((digit_like(64).astype(np.uint16) * 257), "PNG"),  # 16-bit grey
+])
+def test_odd_but_legitimate_images_decode(data):
+    out = decode_upload(data, max_pixels=LIMIT)
+    assert out.shape == (1, 28, 28) and out.dtype == torch.float32
+    assert 0 <= out.min() and out.max() <= 1
+
+
+def test_16_bit_png_keeps_its_contrast():
+    out = decode_upload(image_bytes(digit_like(64).astype(np.uint16) * 257, "PNG"), max_pixels=LIMIT)
+    assert out.max() > 0.9 and out[0, 0, 0] == 0
+
+
+def test_transparent_background_becomes_black():
+    rgba = np.zeros((64, 64, 4), np.uint8)
+    rgba[..., :3] = 255  # white everywhere, but only the stroke is opaque
+    rgba[10:54, 30:34, 3] = 255
+    out = decode_upload(image_bytes(rgba, "PNG"), max_pixels=LIMIT)
+    assert out[0, 0, 0] == 0 and out.max() > 0.9
+
+
+def test_animated_gif_uses_first_frame():
+    frames = [Image.fromarray(digit_like(40)), Image.fromarray(np.zeros((40, 40), np.uint8))]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:])
+    assert decode_upload(buffer.getvalue(), max_pixels=LIMIT).max() > 0.9
+
+
+@pytest.mark.parametrize("data", [b"", b"hello", b"\x89PNG\r\n\x1a\n\0\0", b"<svg xmlns='http://www.w3.org/2000/svg'/>",
+                                  image_bytes(digit_like(64), "PNG")[:60]])
+def test_undecodable(data):
+    with pytest.raises(ImageDecodeError):
+        decode_upload(data, max_pixels=LIMIT)
+
+
+def test_decompression_bomb_is_refused_before_decoding():
+    # a 20000x20000 black PNG compresses to a few KB
+    data = image_bytes(np.zeros((20000, 20000), np.uint8), "PNG", optimize=False)
+    assert len(data) < 1_000_000
+    with pytest.raises(ImageTooLargeError):
+        decode_upload(data, max_pixels=LIMIT)
