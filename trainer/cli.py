@@ -47,13 +47,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--models", nargs="+", help="model names to evaluate (default: every generative model)")
     evaluate.add_argument("--n", type=int, default=10_000, help="samples per model (default: 10000)")
     evaluate.add_argument("--nll-k", type=int, default=5000, help="importance samples per image for the VAE NLL")
-    evaluate.add_argument("--nll-images", type=int, default=10_000, help="test images used for the VAE NLL")
+    evaluate.add_argument("--nll-images", type=int,
+                          help="test images used for the VAE NLL (default: all 10000 on a GPU, 1000 on CPU)")
     evaluate.add_argument("--weights-dir", type=Path, default=BUNDLED_WEIGHTS, help="checkpoints to evaluate")
     evaluate.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="folder with the MNIST IDX files")
     evaluate.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     evaluate.add_argument("--out", type=Path, default=Path("reports/metrics.json"), help="metrics JSON to write")
     evaluate.add_argument("--seed", type=int, default=0, help="sampling seed")
     evaluate.add_argument("--no-card-update", action="store_true", help="do not write metrics into model cards")
+    evaluate.add_argument("--digit-check", type=int, default=100,
+                          help="samples per digit for the independent check of gan's digit= sampling (0: skip)")
+    evaluate.add_argument("--snapshots", type=Path,
+                          help="instead: evaluate every GAN snapshot in this folder (quality by epoch); "
+                               "use with --out reports/gan_epochs.json")
 
     report = sub.add_parser("report", help="write reports/REPORT.md with figures and the metrics table")
     report.add_argument("--metrics", type=Path, default=Path("reports/metrics.json"))
@@ -96,8 +102,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from trainer.evaluate import run_evaluate
-    run_evaluate(args)
+    from trainer.evaluate import run_epochs_table, run_evaluate
+    if args.snapshots is not None:
+        run_epochs_table(args.snapshots, args)
+    else:
+        run_evaluate(args)
     return 0
 
 

@@ -33,6 +33,7 @@ class Preset:
     data_range: str = "unit"  # unit = [0, 1] | symmetric = [-1, 1] (for tanh generators)
     ema_decay: float = 0.0  # > 0: serve an exponential moving average of the generator
     augment_shift: int = 0  # classifier: random translation in pixels
+    snapshot_every: int = 0  # GAN: keep the served generator every N epochs (for the quality-by-epoch table)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -57,7 +58,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     ),
     Preset(
         name="gan", family="gan", epochs=30, batch_size=64, lr=0.0002, betas=(0.5, 0.999),
-        gan_loss="hinge", data_range="symmetric", ema_decay=0.999,
+        gan_loss="hinge", data_range="symmetric", ema_decay=0.999, snapshot_every=5,
         description="Small DCGAN, z=16: BatchNorm in G, spectral norm in D, hinge loss, Adam 2e-4 beta1 0.5, "
                     "EMA of generator weights (0.999).",
         generator=GeneratorConfig(latent_dim=16, arch="dcgan", hidden_dim=64, output="tanh"),

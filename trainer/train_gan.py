@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
+from models.checkpoint import save
 from models.gan import Discriminator, Generator
 from trainer import figures
 from trainer.common import batch_indices, milestone_epochs, seeded_generator, to_unit
@@ -88,6 +89,9 @@ def train_gan(generator: Generator, discriminator: Discriminator, data: MNIST, p
         if progress:
             mean = losses.mean(0).tolist()
             tqdm.write(f"{preset.name} epoch {epoch}: D(real) {mean[0]:.3f}  D(fake) {mean[1]:.3f}  G {mean[2]:.3f}")
+        if preset.snapshot_every and epoch % preset.snapshot_every == 0:
+            served = ema.module if ema is not None else generator
+            save(served, served.config, None, run_dir / "snapshots" / f"epoch{epoch:03d}.safetensors")
         if epoch in milestones:
             served = ema.module if ema is not None else generator
             served.eval()
