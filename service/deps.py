@@ -43,7 +43,8 @@ InferenceDep = Annotated[Inference, Depends(get_inference)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 
 # Model names come only from the registry; anything else (paths included) is a 404 by lookup.
-ModelName = Annotated[str, Query(min_length=1, max_length=64, description="a model name from /models")]
+ModelName = Annotated[str, Query(min_length=1, max_length=64, description="a model name from /models",
+                                 examples=["gan", "vae"])]
 
 
 def lookup_model(request: Request, registry: Registry, name: str, *, kinds: tuple[str, ...] | None = None,
@@ -51,7 +52,7 @@ def lookup_model(request: Request, registry: Registry, name: str, *, kinds: tupl
     model = registry.get(name)
     if model is None:
         known = ", ".join(sorted(registry.models))
-        raise HTTPException(404, f"unknown model {name[:64]!r}; loaded models: {known}")
+        raise HTTPException(404, f"unknown model; loaded models: {known}")  # input is not echoed
     request.scope[MODEL_KEY] = model.name  # metrics label (bounded: registry names only)
     if kinds is not None and model.kind not in kinds:
         raise HTTPException(422, f"model {model.name!r} is a {model.kind}; it cannot {action}")

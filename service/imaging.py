@@ -103,7 +103,7 @@ def decode_upload(data: bytes, *, invert: bool = False, max_pixels: int) -> torc
         grey = 1.0 - grey
     if grey.shape != (28, 28):
         grey = mnist_normalise(grey)
-    return torch.from_numpy(np.ascontiguousarray(grey)).unsqueeze(0)
+    return torch.tensor(grey, dtype=torch.float32).unsqueeze(0)  # a copy: Pillow arrays are read-only
 
 
 # ---- encoding --------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from service.inference import Inference
 from service.metrics import Metrics, MetricsMiddleware
 from service.registry import RegistryError, load_registry
 from service.routes import images, latents, ops, sample
+from service.routes.common import ERROR_RESPONSES
 
 log = logging.getLogger("digitgen")
 
@@ -94,7 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     secured = [Depends(require_api_key)]
     for router in (sample.router, images.router, latents.router, ops.router):
-        app.include_router(router, dependencies=secured)
+        app.include_router(router, dependencies=secured, responses=ERROR_RESPONSES)
     app.include_router(ops.public)
 
     app.add_exception_handler(HTTPException, _http_error)

@@ -40,7 +40,7 @@ class EncodeResponse(BaseModel):
 
 
 class DecodeRequest(BaseModel):
-    model: str = Field("gan", min_length=1, max_length=64)
+    model: str = Field("gan", min_length=1, max_length=64, examples=["gan", "vae"])
     latents: list[list[float]] = Field(min_length=1, description="one latent vector per image")
     format: Format = "png"
     nrow: int = Field(8, ge=1, le=1024)
@@ -48,7 +48,7 @@ class DecodeRequest(BaseModel):
 
 
 class InterpolateRequest(BaseModel):
-    model: str = Field("gan", min_length=1, max_length=64)
+    model: str = Field("gan", min_length=1, max_length=64, examples=["gan", "vae"])
     latents: list[list[float]] = Field(min_length=2, max_length=2, description="the two end points")
     steps: int = Field(10, ge=2)
     method: Literal["slerp", "lerp"] = "slerp"

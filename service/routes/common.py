@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from service import imaging
 from service.config import Settings
 from service.inference import Classified
+from service.schemas import Detail
 
 NPY_MEDIA_TYPE = "application/x-npy"
 IMAGE_RESPONSES = {
@@ -17,9 +18,10 @@ IMAGE_RESPONSES = {
                       NPY_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
           "description": "PNG (one image, or a grid), JSON, or a uint8 .npy array (n, 28, 28)"},
 }
-ERROR_RESPONSES = {code: {"model": None, "description": text} for code, text in {
-    401: "missing or wrong API key", 404: "unknown model", 413: "upload too large",
-    415: "unsupported media type", 422: "invalid parameters", 503: "not ready"}.items()}
+ERROR_RESPONSES = {code: {"model": Detail, "description": text} for code, text in {
+    400: "malformed request body or undecodable image",
+    401: "missing or wrong API key (only when DIGITGEN_API_KEY is set)", 404: "unknown model",
+    413: "upload too large", 415: "unsupported media type", 422: "invalid parameters", 503: "not ready"}.items()}
 
 
 def check_output_size(settings: Settings, n: int, nrow: int, scale: int) -> None:

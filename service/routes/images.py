@@ -10,9 +10,9 @@ from service import imaging
 from service.deps import InferenceDep, ModelName, SettingsDep, lookup_model
 from service.inference import Inference
 from service.registry import ServedModel
-from service.routes.common import ERROR_RESPONSES, check_output_size, png_response
+from service.routes.common import check_output_size, png_response
 from service.routes.sample import MAX_SEED, new_seed
-from service.schemas import EncodeResponse
+from service.schemas import Detail, EncodeResponse
 from service.uploads import IMAGE_BODY, read_images
 
 router = APIRouter(tags=["vae"])
@@ -42,8 +42,8 @@ def vae_model(request: Request, inference: Inference, name: str, action: str) ->
     summary="Reconstruct an uploaded digit with a VAE",
     response_model=None,
     responses={200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
-                     "description": "the reconstruction as PNG"}, 400: {"description": "undecodable image"},
-               **ERROR_RESPONSES},
+                     "description": "the reconstruction as PNG"},
+               400: {"model": Detail, "description": "undecodable image"}},
     openapi_extra=IMAGE_BODY,
 )
 async def reconstruct(
@@ -70,7 +70,7 @@ async def reconstruct(
     "/encode",
     summary="Encode an uploaded digit into the VAE's latent space",
     response_model=EncodeResponse,
-    responses={400: {"description": "undecodable image"}, **ERROR_RESPONSES},
+    responses={400: {"model": Detail, "description": "undecodable image"}},
     openapi_extra=IMAGE_BODY,
 )
 async def encode(

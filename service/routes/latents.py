@@ -11,11 +11,11 @@ from service import imaging
 from service.deps import InferenceDep, ModelName, SettingsDep, check_limit, lookup_model
 from service.inference import Inference, latents_for_seed
 from service.registry import ServedModel
-from service.routes.common import (ERROR_RESPONSES, IMAGE_RESPONSES, check_output_size, json_response,
+from service.routes.common import (IMAGE_RESPONSES, check_output_size, json_response,
                                    npy_response, png_response, samples_json)
 from service.routes.images import uploaded_images
 from service.routes.sample import MAX_SEED, new_seed
-from service.schemas import DecodeRequest, InterpolateRequest, InterpolateResponse, SampleResponse
+from service.schemas import DecodeRequest, Detail, InterpolateRequest, InterpolateResponse, SampleResponse
 from service.uploads import media_type, read_body
 
 router = APIRouter(tags=["latent space"])
@@ -36,7 +36,7 @@ def latent_tensor(rows: list[list[float]], served: ServedModel) -> torch.Tensor:
     "/decode",
     summary="Decode latent vectors into images",
     response_model=None,
-    responses={**IMAGE_RESPONSES, 200: {**IMAGE_RESPONSES[200], "model": SampleResponse}, **ERROR_RESPONSES},
+    responses={**IMAGE_RESPONSES, 200: {**IMAGE_RESPONSES[200], "model": SampleResponse}},
 )
 async def decode(body: DecodeRequest, request: Request, inference: InferenceDep, settings: SettingsDep):
     served = lookup_model(request, inference.registry, body.model, kinds=("vae", "generator"), action="decode")
@@ -70,8 +70,7 @@ async def interpolation_response(inference: Inference, served: ServedModel, sett
 
 
 INTERPOLATE_RESPONSES = {200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
-                               "model": InterpolateResponse, "description": "a PNG strip, or JSON"},
-                         **ERROR_RESPONSES}
+                               "model": InterpolateResponse, "description": "a PNG strip, or JSON"}}
 
 
 @router.get("/interpolate", summary="Interpolate between the latents of two seeds", response_model=None,
@@ -99,14 +98,15 @@ async def interpolate_seeds(
 
 
 INTERPOLATE_BODY = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": {"$ref": "#/components/schemas/InterpolateRequest"}},
+    "application/json": {"schema": InterpolateRequest.model_json_schema()},
     "multipart/form-data": {"schema": {"type": "object", "required": ["image_a", "image_b"], "properties": {
         "image_a": {"type": "string", "format": "binary"}, "image_b": {"type": "string", "format": "binary"}}}},
 }}}
 
 
 @router.post("/interpolate", summary="Interpolate between two latent vectors or two uploaded images",
-             response_model=None, responses={**INTERPOLATE_RESPONSES, 400: {"description": "undecodable image"}},
+             response_model=None,
+             responses={**INTERPOLATE_RESPONSES, 400: {"model": Detail, "description": "undecodable image"}},
              openapi_extra=INTERPOLATE_BODY)
 async def interpolate_post(
     request: Request,

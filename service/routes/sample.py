@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 
 from service.deps import InferenceDep, ModelName, SettingsDep, check_limit, lookup_model
 from service.inference import DigitNotFound, latents_for_seed
-from service.routes.common import (ERROR_RESPONSES, IMAGE_RESPONSES, check_output_size, json_response,
+from service.routes.common import (IMAGE_RESPONSES, check_output_size, json_response,
                                    npy_response, png_response, samples_json)
 from service.schemas import SampleResponse
 
@@ -24,7 +24,7 @@ def new_seed() -> int:
     "/sample",
     summary="Sample digits",
     response_model=None,
-    responses={**IMAGE_RESPONSES, 200: {**IMAGE_RESPONSES[200], "model": SampleResponse}, **ERROR_RESPONSES},
+    responses={**IMAGE_RESPONSES, 200: {**IMAGE_RESPONSES[200], "model": SampleResponse}},
 )
 async def sample(
     request: Request,
