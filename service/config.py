@@ -16,7 +16,7 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     weights_dir: Path = Field(BUNDLED_WEIGHTS, description="folder of *.safetensors + *.json model cards")
     max_batch_size: int = Field(512, ge=1, le=65536, description="most latents in one batched forward pass")
-    batch_wait_ms: float = Field(1.0, ge=0, le=1000, description="how long a batch waits for company")
+    batch_wait_ms: float = Field(1.0, ge=0, le=10_000, description="how long a batch waits for company")
     max_samples: int = Field(4096, ge=1, le=1_000_000, description="most images per /sample request")
     max_latents: int = Field(4096, ge=1, le=1_000_000, description="most latents per /decode request")
     max_steps: int = Field(64, ge=2, le=10_000, description="most interpolation steps")

@@ -28,6 +28,8 @@ class Metrics:
                                     buckets=BATCH_BUCKETS, registry=self.registry)
         self.images = Counter("digitgen_images_generated", "Images produced by the models", ["model"],
                               registry=self.registry)
+        self.in_progress = Gauge("digitgen_requests_in_progress", "HTTP requests being served",
+                                 registry=self.registry)
         self.ready = Gauge("digitgen_ready", "1 when every model is loaded and warmed up", registry=self.registry)
         self.models_loaded = Gauge("digitgen_models_loaded", "Models in the registry", registry=self.registry)
 
@@ -52,9 +54,11 @@ class MetricsMiddleware:
                 status = message["status"]
             await send(message)
 
+        self.metrics.in_progress.inc()
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            self.metrics.in_progress.dec()
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             model = scope.get(MODEL_KEY, "-")
