@@ -16,7 +16,9 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     weights_dir: Path = Field(BUNDLED_WEIGHTS, description="folder of *.safetensors + *.json model cards")
     max_batch_size: int = Field(512, ge=1, le=65536, description="most latents in one batched forward pass")
-    batch_wait_ms: float = Field(1.0, ge=0, le=10_000, description="how long a batch waits for company")
+    # 0 = opportunistic batching: a batch is whatever queued while the previous forward pass ran,
+    # so a lone request never waits; a few ms can pay off on a GPU, where bigger batches are ~free
+    batch_wait_ms: float = Field(0.0, ge=0, le=10_000, description="how long a batch waits for company")
     max_samples: int = Field(4096, ge=1, le=1_000_000, description="most images per /sample request")
     max_latents: int = Field(4096, ge=1, le=1_000_000, description="most latents per /decode request")
     max_steps: int = Field(64, ge=2, le=10_000, description="most interpolation steps")

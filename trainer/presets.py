@@ -62,7 +62,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
         description="Small DCGAN, z=16: BatchNorm in G, spectral norm in D, hinge loss, Adam 2e-4 beta1 0.5, "
                     "EMA of generator weights (0.999).",
         generator=GeneratorConfig(latent_dim=16, arch="dcgan", hidden_dim=64, output="tanh"),
-        discriminator=DiscriminatorConfig(arch="dcgan", hidden_dim=32, activation="leaky_relu",
+        discriminator=DiscriminatorConfig(arch="dcgan", hidden_dim=64, activation="leaky_relu",
                                           spectral_norm=True, sigmoid=False),
     ),
     Preset(

@@ -81,3 +81,13 @@ def test_decompression_bomb_is_refused_before_decoding():
     assert len(data) < 1_000_000
     with pytest.raises(ImageTooLargeError):
         decode_upload(data, max_pixels=LIMIT)
+
+
+@pytest.mark.parametrize("shape", [(28, 28), (1, 1), (62, 302), (3, 5)])
+def test_png_encoder_round_trips_through_pillow(shape):
+    from service.imaging import encode_png
+    pixels = torch.randint(0, 256, shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    decoded = Image.open(io.BytesIO(encode_png(pixels.unsqueeze(0))))
+    decoded.load()  # verifies the CRCs and the zlib stream
+    assert decoded.mode == "L" and decoded.size == (shape[1], shape[0])
+    assert np.array_equal(np.asarray(decoded), pixels.numpy())
