@@ -21,6 +21,10 @@ SCENARIOS = [
     ("sample gan, 1 PNG, random seed", "service", "/sample?model=gan", None, 1),
     ("sample gan, n=64 grid PNG", "service", "/sample?model=gan&n=64", None, 64),
     ("sample gan, n=1024 npy", "service", "/sample?model=gan&n=1024&format=npy", None, 1024),
+    # the report's MLP generator: ~30x fewer FLOPs per image than the DCGAN, so these rows show
+    # the serving stack's own overhead rather than the model's arithmetic
+    ("sample gan-seed (MLP), 1 PNG", "service", "/sample?model=gan-seed", None, 1),
+    ("sample gan-seed (MLP), n=1024 npy", "service", "/sample?model=gan-seed&n=1024&format=npy", None, 1024),
     ("reconstruct vae, 28x28 PNG upload", "service", "/reconstruct?model=vae", "reconstruct", 1),
 ]
 

@@ -1,9 +1,9 @@
 """Checkpoint I/O: one safetensors file per module, the config in its header, no pickle.
 
-Header metadata (all strings, as safetensors requires):
-  "digitgen.kind"   -> "vae" | "generator" | "classifier"
-  "digitgen.config" -> JSON of the module's config dataclass
-  "digitgen.format" -> "1"
+Header metadata: one key, "digitgen", holding JSON {"format": "1", "kind": "vae" | "generator" |
+"classifier", "config": {the module's config dataclass}}. One key, because safetensors writes its
+metadata map in an arbitrary order per process: with several keys the same weights gave files with
+different bytes, and so different SHA-256s, from run to run.
 A model card `<name>.json` beside the weights carries the recipe and metrics; when present,
 `load` checks that the card names the same kind/config and the weights' SHA-256.
 """
@@ -26,6 +26,7 @@ from models.gan import Generator, GeneratorConfig
 from models.vae import VAE, VAEConfig
 
 FORMAT_VERSION = "1"
+METADATA_KEY = "digitgen"
 
 # kind -> (config class, module class); the only modules a checkpoint may build.
 KINDS: dict[str, tuple[type, type[nn.Module]]] = {
@@ -87,11 +88,8 @@ def save(module: nn.Module, config: Any, card: dict | None, path: str | Path) ->
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     kind = kind_of(module)
-    metadata = {
-        "digitgen.kind": kind,
-        "digitgen.config": json.dumps(config_to_dict(config), sort_keys=True),
-        "digitgen.format": FORMAT_VERSION,
-    }
+    header = {"format": FORMAT_VERSION, "kind": kind, "config": config_to_dict(config)}
+    metadata = {METADATA_KEY: json.dumps(header, sort_keys=True)}
     # contiguous CPU copies: safetensors stores raw buffers and refuses shared storage.
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in module.state_dict().items()}
     save_file(tensors, str(path), metadata=metadata)
@@ -137,12 +135,16 @@ def load(path: str | Path, device: str | torch.device = "cpu", *, require_card: 
             tensors = {key: f.get_tensor(key) for key in f.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path.name}: not a readable safetensors file ({exc})") from None
-    kind = metadata.get("digitgen.kind")
+    try:
+        header = json.loads(metadata[METADATA_KEY])
+        kind = header["kind"]
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError(f"{path.name}: not a digitgen checkpoint (no '{METADATA_KEY}' header)") from None
     if kind not in KINDS:
-        raise CheckpointError(f"{path.name}: header has no known digitgen.kind (got {kind!r})")
+        raise CheckpointError(f"{path.name}: unknown model kind {kind!r} in the header")
     config_cls, module_cls = KINDS[kind]
     try:
-        config_dict = json.loads(metadata["digitgen.config"])
+        config_dict = header["config"]
         config = config_from_dict(config_cls, config_dict)
     except (KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f"{path.name}: bad config in header ({exc})") from None

@@ -2,19 +2,17 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import torch
+from tqdm import tqdm
 
 
 def batch_indices(n: int, batch_size: int, generator: torch.Generator, device: torch.device,
                   max_steps: int | None = None) -> Iterator[torch.Tensor]:
     """A fresh permutation each epoch, sliced into batches (the last one may be smaller)."""
     perm = torch.randperm(n, generator=generator, device=generator.device).to(device)
-    steps = math.ceil(n / batch_size)
-    if max_steps is not None:
-        steps = min(steps, max_steps)
-    for i in range(steps):
+    for i in range(steps_per_epoch(n, batch_size, max_steps)):
         yield perm[i * batch_size:(i + 1) * batch_size]
 
 
@@ -38,3 +36,21 @@ def milestone_epochs(epochs: int) -> list[int]:
 
 def seeded_generator(seed: int, device: torch.device) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
+
+
+def adam(parameters: Iterable[torch.nn.Parameter], lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
+    # foreach: one multi-tensor kernel per step instead of one per parameter
+    return torch.optim.Adam(parameters, lr=lr, betas=betas, foreach=True)
+
+
+def steps_per_epoch(n: int, batch_size: int, max_steps: int | None = None) -> int:
+    steps = math.ceil(n / batch_size)
+    return steps if max_steps is None else min(steps, max_steps)
+
+
+def epoch_batches(n: int, batch_size: int, generator: torch.Generator, device: torch.device, *, name: str,
+                  epoch: int, epochs: int, max_steps: int | None, progress: bool) -> tqdm:
+    """One epoch's batch indices behind a tqdm bar (postfix set by the caller now and then)."""
+    return tqdm(batch_indices(n, batch_size, generator, device, max_steps),
+                total=steps_per_epoch(n, batch_size, max_steps), desc=f"{name} epoch {epoch}/{epochs}",
+                disable=not progress, leave=False)

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from models.classifier import DigitClassifier
-from trainer.common import batch_indices, make_scheduler, seeded_generator, to_unit
+from trainer.common import adam, epoch_batches, make_scheduler, seeded_generator, steps_per_epoch, to_unit
 from trainer.data import MNIST
 from trainer.presets import Preset
 
@@ -38,19 +38,16 @@ def accuracy(model: DigitClassifier, images_u8: torch.Tensor, labels: torch.Tens
 
 def train_classifier(model: DigitClassifier, data: MNIST, preset: Preset, device: torch.device,
                      max_steps: int | None = None, progress: bool = True) -> dict:
-    optimizer = torch.optim.Adam(model.parameters(), lr=preset.lr, betas=preset.betas, foreach=True)
-    steps_per_epoch = -(-len(data.train_images) // preset.batch_size)
-    if max_steps is not None:
-        steps_per_epoch = min(steps_per_epoch, max_steps)
-    scheduler = make_scheduler(optimizer, preset.schedule, preset.epochs * steps_per_epoch)
+    optimizer = adam(model.parameters(), preset.lr, preset.betas)
+    total_steps = preset.epochs * steps_per_epoch(len(data.train_images), preset.batch_size, max_steps)
+    scheduler = make_scheduler(optimizer, preset.schedule, total_steps)
     g = seeded_generator(preset.seed, device)
     history: dict = {"epoch": [], "train_loss": [], "val_accuracy": []}
     for epoch in range(1, preset.epochs + 1):
         model.train()
         total, count = torch.zeros((), device=device), 0
-        bar = tqdm(batch_indices(len(data.train_images), preset.batch_size, g, device, max_steps),
-                   total=steps_per_epoch, desc=f"{preset.name} epoch {epoch}/{preset.epochs}",
-                   disable=not progress, leave=False)
+        bar = epoch_batches(len(data.train_images), preset.batch_size, g, device, name=preset.name, epoch=epoch,
+                            epochs=preset.epochs, max_steps=max_steps, progress=progress)
         for step, idx in enumerate(bar):
             x = random_shift(to_unit(data.train_images[idx]), preset.augment_shift, g)
             loss = F.cross_entropy(model(x), data.train_labels[idx])

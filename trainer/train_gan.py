@@ -11,7 +11,7 @@ from tqdm import tqdm
 from models.checkpoint import save
 from models.gan import Discriminator, Generator
 from trainer import figures
-from trainer.common import batch_indices, milestone_epochs, seeded_generator, to_unit
+from trainer.common import adam, epoch_batches, milestone_epochs, seeded_generator, to_unit
 from trainer.data import MNIST
 from trainer.presets import Preset
 
@@ -37,8 +37,8 @@ def train_gan(generator: Generator, discriminator: Discriminator, data: MNIST, p
               device: torch.device, run_dir: Path, max_steps: int | None = None,
               progress: bool = True) -> tuple[Generator, dict]:
     """Trains in place; returns the generator to serve (the EMA copy when ema_decay > 0)."""
-    opt_g = torch.optim.Adam(generator.parameters(), lr=preset.lr, betas=preset.betas, foreach=True)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=preset.lr, betas=preset.betas, foreach=True)
+    opt_g = adam(generator.parameters(), preset.lr, preset.betas)
+    opt_d = adam(discriminator.parameters(), preset.lr, preset.betas)
     ema = None
     if preset.ema_decay > 0:
         ema = AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(preset.ema_decay), use_buffers=True)
@@ -47,17 +47,13 @@ def train_gan(generator: Generator, discriminator: Discriminator, data: MNIST, p
     g = seeded_generator(preset.seed, device)
     fixed_z = torch.randn(64, latent_dim, generator=seeded_generator(preset.seed + 1, device), device=device)
     milestones = milestone_epochs(preset.epochs)
-    steps_per_epoch = -(-len(data.train_images) // preset.batch_size)
-    if max_steps is not None:
-        steps_per_epoch = min(steps_per_epoch, max_steps)
     history: dict = {"d_real": [], "d_fake": [], "g": [], "epoch_end_step": []}
     for epoch in range(1, preset.epochs + 1):
         generator.train()
         discriminator.train()
         epoch_losses = []
-        bar = tqdm(batch_indices(len(data.train_images), preset.batch_size, g, device, max_steps),
-                   total=steps_per_epoch, desc=f"{preset.name} epoch {epoch}/{preset.epochs}",
-                   disable=not progress, leave=False)
+        bar = epoch_batches(len(data.train_images), preset.batch_size, g, device, name=preset.name, epoch=epoch,
+                            epochs=preset.epochs, max_steps=max_steps, progress=progress)
         for step, idx in enumerate(bar):
             real = to_unit(data.train_images[idx])
             if preset.data_range == "symmetric":

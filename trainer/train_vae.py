@@ -8,7 +8,8 @@ from tqdm import tqdm
 
 from models.vae import VAE, vae_loss
 from trainer import figures
-from trainer.common import batch_indices, make_scheduler, milestone_epochs, seeded_generator, to_unit
+from trainer.common import (adam, epoch_batches, make_scheduler, milestone_epochs, seeded_generator,
+                            steps_per_epoch, to_unit)
 from trainer.data import MNIST
 from trainer.presets import Preset
 
@@ -34,11 +35,9 @@ def evaluate_elbo(model: VAE, images_u8: torch.Tensor, binarize: bool, seed: int
 
 def train_vae(model: VAE, data: MNIST, preset: Preset, device: torch.device, run_dir: Path,
               max_steps: int | None = None, progress: bool = True) -> dict:
-    optimizer = torch.optim.Adam(model.parameters(), lr=preset.lr, betas=preset.betas, foreach=True)
-    steps_per_epoch = -(-len(data.train_images) // preset.batch_size)
-    if max_steps is not None:
-        steps_per_epoch = min(steps_per_epoch, max_steps)
-    scheduler = make_scheduler(optimizer, preset.schedule, preset.epochs * steps_per_epoch)
+    optimizer = adam(model.parameters(), preset.lr, preset.betas)
+    total_steps = preset.epochs * steps_per_epoch(len(data.train_images), preset.batch_size, max_steps)
+    scheduler = make_scheduler(optimizer, preset.schedule, total_steps)
     g = seeded_generator(preset.seed, device)
     milestones = milestone_epochs(preset.epochs)
     fixed = to_unit(data.test_images[:10])
@@ -46,9 +45,8 @@ def train_vae(model: VAE, data: MNIST, preset: Preset, device: torch.device, run
     for epoch in range(1, preset.epochs + 1):
         model.train()
         total, count = torch.zeros((), device=device), 0
-        bar = tqdm(batch_indices(len(data.train_images), preset.batch_size, g, device, max_steps),
-                   total=steps_per_epoch, desc=f"{preset.name} epoch {epoch}/{preset.epochs}",
-                   disable=not progress, leave=False)
+        bar = epoch_batches(len(data.train_images), preset.batch_size, g, device, name=preset.name, epoch=epoch,
+                            epochs=preset.epochs, max_steps=max_steps, progress=progress)
         for step, idx in enumerate(bar):
             x = to_unit(data.train_images[idx])
             if preset.binarize:

@@ -34,8 +34,8 @@ def test_config_lives_in_the_safetensors_header(tmp_path):
     save(VAE(VAEConfig(latent_dim=8)), VAEConfig(latent_dim=8), None, path)
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
-    assert meta["digitgen.kind"] == "vae"
-    assert json.loads(meta["digitgen.config"])["latent_dim"] == 8
+    header = json.loads(meta["digitgen"])
+    assert header["kind"] == "vae" and header["config"]["latent_dim"] == 8
     assert not path.with_suffix(".json").exists()  # no card asked for
 
 
@@ -86,8 +86,8 @@ def test_weights_of_the_wrong_shape_are_refused(tmp_path):
     path = tmp_path / "gan.safetensors"
     # the header says hidden_dim=300 but the tensors come from a 20-wide generator
     small = Generator(GeneratorConfig(hidden_dim=20))
-    metadata = {"digitgen.kind": "generator", "digitgen.format": "1",
-                "digitgen.config": json.dumps(vars(GeneratorConfig(hidden_dim=300)))}
+    metadata = {"digitgen": json.dumps({"format": "1", "kind": "generator",
+                                        "config": vars(GeneratorConfig(hidden_dim=300))})}
     save_file({k: v.contiguous() for k, v in small.state_dict().items()}, str(path), metadata=metadata)
     with pytest.raises(CheckpointError, match="weights do not fit the generator config"):
         load(path)
@@ -96,3 +96,17 @@ def test_weights_of_the_wrong_shape_are_refused(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(CheckpointError, match="nothing.safetensors: weights file not found"):
         load(tmp_path / "nothing.safetensors")
+
+
+def test_same_weights_same_bytes_in_every_process(tmp_path):
+    """safetensors orders a multi-key metadata map differently per process; ours has one key."""
+    import subprocess
+    import sys
+    code = ("import sys, torch; from models import VAE, VAEConfig, save; torch.manual_seed(0); "
+            "save(VAE(VAEConfig()), VAEConfig(), None, sys.argv[1])")
+    digests = set()
+    for i in range(4):
+        path = tmp_path / f"{i}.safetensors"
+        subprocess.run([sys.executable, "-c", code, str(path)], check=True)
+        digests.add(path.read_bytes())
+    assert len(digests) == 1
