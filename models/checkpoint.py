@@ -93,6 +93,7 @@ def save(module: nn.Module, config: Any, card: dict | None, path: str | Path) ->
     # contiguous CPU copies: safetensors stores raw buffers and refuses shared storage.
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in module.state_dict().items()}
     save_file(tensors, str(path), metadata=metadata)
+    path.chmod(0o644)  # safetensors creates 0600 files; weights are read by an unprivileged service user
     digest = sha256_file(path)
     if card is not None:
         card = {**card, "kind": kind, "config": config_to_dict(config), "weights_sha256": digest}
