@@ -182,10 +182,16 @@ def run_evaluate(args: argparse.Namespace, data: MNIST | None = None) -> dict:
               f"PCA + 5-NN judge", flush=True)
         if not args.no_card_update:
             update_card(load(weights_dir / "gan.safetensors", device), {"digit_sampling_check": results["digit_check"]})
+    out = Path(args.out)
+    if args.models and out.exists():  # a partial run updates the models it measured, keeps the others
+        previous = json.loads(out.read_text())
+        if previous.get("n") == n:
+            results["models"] = {**previous.get("models", {}), **results["models"]}
+            if "digit_check" in previous and "digit_check" not in results:
+                results["digit_check"] = previous["digit_check"]
     if any("test_nll_binarised" in m for m in results["models"].values()):
         results["nll_method"] = NLL_METHOD
     print_table({**results["references"], **results["models"]})
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out}")
@@ -198,14 +204,24 @@ def run_epochs_table(snapshots: Path, args: argparse.Namespace, data: MNIST | No
     data = data if data is not None else load_mnist(args.data_dir)
     classifier = load(Path(args.weights_dir) / "classifier.safetensors", device)
     test = to_unit(data.test_images).to(device)
+    out = Path(args.out)
+    # rows already measured for the same snapshot bytes and n are kept (snapshots arrive during training)
+    done = {}
+    if out.exists():
+        previous = json.loads(out.read_text())
+        if previous.get("n") == args.n:
+            done = {row["sha256"]: row for row in previous.get("rows", []) if "sha256" in row}
     rows = []
     for path in sorted(snapshots.glob("epoch*.safetensors")):
         ckpt = load(path, device)
+        epoch = int(path.stem.removeprefix("epoch"))
+        if ckpt.sha256 in done:
+            rows.append({**done[ckpt.sha256], "epoch": epoch})
+            continue
         m = image_metrics(generate(ckpt, args.n, args.seed, device), test, classifier.module)
-        rows.append({"epoch": int(path.stem.removeprefix("epoch")), **m})
+        rows.append({"epoch": epoch, "sha256": ckpt.sha256, **m})
         print(f"epoch {rows[-1]['epoch']:3d}: FID {m['fid']:.2f}  IS {m['inception_score']:.2f}  "
               f"class KL {m['class_kl_to_uniform']:.4f}", flush=True)
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"protocol": PROTOCOL, "n": args.n, "snapshots": str(snapshots), "rows": rows},
                               indent=2) + "\n")

@@ -52,3 +52,7 @@ def test_epochs_table(tmp_path):
                             data=synthetic_mnist(n_train=300, n_test=200))
     assert [r["epoch"] for r in rows] == [5, 10]
     assert rows[0]["fid"] == rows[1]["fid"]  # same weights, same seed
+    # a rerun keeps the rows already measured, under their own epochs
+    again = run_epochs_table(snapshots, args_for(tmp_path, weights, out=tmp_path / "epochs.json"),
+                             data=synthetic_mnist(n_train=300, n_test=200))
+    assert again == rows
