@@ -73,7 +73,7 @@ def wrk(url: str, connections: int, seconds: float, threads: int = 1, script: Pa
     """Run wrk and parse requests/s, p50/p99 latency (ms), non-2xx and socket errors."""
     if shutil.which("wrk") is None:
         raise SystemExit(f"wrk not found; {INSTALL_HINT}")
-    cmd = ["wrk", f"-t{min(threads, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    cmd = ["wrk", f"-t{min(threads, connections)}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency"]
     if script is not None:
         cmd += ["-s", str(script)]
     out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
@@ -118,3 +118,15 @@ def write_result(kind: str, payload: dict) -> Path:
     path.write_text(json.dumps({"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                 "machine": machine(), **payload}, indent=2) + "\n")
     return path
+
+
+def wait_idle(base: str, deadline_s: float = 120) -> None:
+    """Wait until the service has no request in flight but the /metrics call asking: a load run that
+    ends leaves requests the server still works through, which would otherwise bill the next run."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        text = httpx.get(f"{base}/metrics", timeout=30).text
+        match = re.search(r"^digitgen_requests_in_progress (\S+)$", text, re.M)
+        if match is None or float(match.group(1)) <= 1:
+            return
+        time.sleep(0.1)

@@ -58,7 +58,7 @@ def main() -> None:
                        capture_output=True)
         load.join()
     counts: Counter = Counter()
-    for line in out.read_text().splitlines():
+    for line in out.read_text(errors="replace").splitlines():
         stack, _, n = line.rpartition(" ")
         counts[categorise(stack.split(";"))] += int(n)
     total = sum(counts.values())

@@ -13,7 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import server, write_result, wrk
+from benchmarks.common import server, wait_idle, write_result, wrk
 from benchmarks.ceiling_app import PNG  # noqa: F401  (imported to fail fast if Pillow is missing)
 
 SCENARIOS = [
@@ -55,6 +55,7 @@ def main() -> None:
         for name, target, path, script, images in SCENARIOS:
             base = ceiling_base if target == "ceiling" else service_base
             for c in args.connections:
+                wait_idle(service_base)
                 r = wrk(base + path, c, args.seconds, script=scripts.get(script) if script else None)
                 r.update({"scenario": name, "connections": c, "images_per_s": r["requests_per_s"] * images})
                 results.append(r)

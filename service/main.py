@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from contextlib import asynccontextmanager
@@ -51,6 +52,10 @@ async def lifespan(app: FastAPI):
     inference = Inference(registry, metrics, settings.max_batch_size, settings.batch_wait_ms,
                           settings.digit_max_rounds, settings.digit_min_confidence)
     inference.start()
+    # everything loaded so far lives as long as the process: keep it out of the cyclic GC's
+    # generations, so full collections under load do not walk torch's and FastAPI's object graphs
+    gc.collect()
+    gc.freeze()
     app.state.inference = inference
     app.state.ready = True
     metrics.ready.set(1)
