@@ -14,6 +14,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from PIL import Image
 
 from service.config import Settings, get_settings
 from service.deps import require_api_key
@@ -44,6 +45,8 @@ async def lifespan(app: FastAPI):
     settings: Settings = app.state.settings
     metrics: Metrics = app.state.metrics
     threads = configure_torch(settings)
+    # Pillow's own decompression-bomb guard follows the setting too (imaging.py checks first)
+    Image.MAX_IMAGE_PIXELS = settings.max_image_pixels
     try:
         registry = load_registry(settings.weights_dir, settings.device)
     except RegistryError as exc:
