@@ -44,15 +44,15 @@ def test_evaluate_and_report_end_to_end(tmp_path):
 
 def test_epochs_table(tmp_path):
     weights = write_tiny_weights(tmp_path / "weights")
+    other = write_tiny_weights(tmp_path / "other", seed=1)
     snapshots = tmp_path / "snapshots"
     snapshots.mkdir()
-    for epoch in (5, 10):
-        (snapshots / f"epoch{epoch:03d}.safetensors").write_bytes((weights / "gan.safetensors").read_bytes())
-    rows = run_epochs_table(snapshots, args_for(tmp_path, weights, out=tmp_path / "epochs.json"),
-                            data=synthetic_mnist(n_train=300, n_test=200))
+    (snapshots / "epoch005.safetensors").write_bytes((weights / "gan.safetensors").read_bytes())
+    (snapshots / "epoch010.safetensors").write_bytes((other / "gan.safetensors").read_bytes())
+    args = args_for(tmp_path, weights, out=tmp_path / "epochs.json")
+    data = synthetic_mnist(n_train=300, n_test=200)
+    rows = run_epochs_table(snapshots, args, data=data)
     assert [r["epoch"] for r in rows] == [5, 10]
-    assert rows[0]["fid"] == rows[1]["fid"]  # same weights, same seed
+    assert rows[0]["fid"] != rows[1]["fid"]  # different weights
     # a rerun keeps the rows already measured, under their own epochs
-    again = run_epochs_table(snapshots, args_for(tmp_path, weights, out=tmp_path / "epochs.json"),
-                             data=synthetic_mnist(n_train=300, n_test=200))
-    assert again == rows
+    assert run_epochs_table(snapshots, args, data=data) == rows
