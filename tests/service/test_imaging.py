@@ -91,3 +91,12 @@ def test_png_encoder_round_trips_through_pillow(shape):
     decoded.load()  # verifies the CRCs and the zlib stream
     assert decoded.mode == "L" and decoded.size == (shape[1], shape[0])
     assert np.array_equal(np.asarray(decoded), pixels.numpy())
+
+
+@pytest.mark.parametrize("n, nrow", [(2, 8), (10, 5), (64, 8), (7, 3), (5, 100)])
+def test_grid_matches_torchvision_make_grid(n, nrow):
+    from torchvision.utils import make_grid
+
+    from service.imaging import grid
+    images = torch.randint(1, 256, (n, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(n))
+    assert torch.equal(grid(images, nrow), make_grid(images, nrow=nrow, padding=2, pad_value=0)[:1])
