@@ -14,7 +14,6 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.common import server, wait_idle, write_result, wrk
-from benchmarks.ceiling_app import PNG  # noqa: F401  (imported to fail fast if Pillow is missing)
 
 SCENARIOS = [
     ("ceiling: constant PNG", "ceiling", "/sample", None, 1),

@@ -6,8 +6,6 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 Format = Literal["png", "json", "npy"]
-# bounded so a huge value cannot overflow into inf inside the network
-LatentValue = Field(allow_inf_nan=False, ge=-1000.0, le=1000.0)
 
 
 class Detail(BaseModel):

@@ -3,7 +3,7 @@ are the better recipes that are bundled as the service's defaults."""
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from models.classifier import ClassifierConfig
