@@ -88,6 +88,11 @@ def wrk(url: str, connections: int, seconds: float, threads: int = 1, script: Pa
             "socket_errors": sum(map(int, errors.groups())) if errors else 0}
 
 
+def lua_string(data: bytes) -> str:
+    """`data` as the body of a Lua string literal (decimal escapes), for wrk scripts."""
+    return "".join(f"\\{b}" for b in data)
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of a process and its children, in MiB (from /proc)."""
     total = 0

@@ -13,7 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import server, wait_idle, write_result, wrk
+from benchmarks.common import lua_string, server, wait_idle, write_result, wrk
 
 SCENARIOS = [
     ("ceiling: constant PNG", "ceiling", "/sample", None, 1),
@@ -30,7 +30,7 @@ SCENARIOS = [
 
 def lua_post_png(png: bytes) -> Path:
     """A wrk script that POSTs `png` as a raw image/png body."""
-    body = "".join(f"\\{b}" for b in png)
+    body = lua_string(png)
     script = Path(tempfile.mkdtemp()) / "post_png.lua"
     script.write_text(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "image/png"\nwrk.body = "{body}"\n')
     return script

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.common import rss_mb, server, write_result, wrk
+from benchmarks.common import lua_string, rss_mb, server, write_result, wrk
 
 # wrk cycles through these requests; bodies are filled in by make_script
 MIX = """
@@ -43,7 +43,7 @@ end
 
 
 def make_script(png: bytes) -> Path:
-    body = "".join(f"\\{b}" for b in png)
+    body = lua_string(png)
     path = Path(tempfile.mkdtemp()) / "mix.lua"
     path.write_text(MIX.format(png=body))
     return path

@@ -83,16 +83,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from trainer.presets import get_preset
     from trainer.run import train_preset
 
-    preset = get_preset(args.preset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    dry = args.dry_run  # a dry run defaults to 2 epochs of 5 batches of 32 on synthetic data
+    preset = get_preset(args.preset, epochs=args.epochs or (2 if dry else None),
+                        batch_size=args.batch_size or (32 if dry else None), lr=args.lr, seed=args.seed)
     device = resolve_device(args.device)
-    max_steps = None
-    if args.dry_run:
-        data = synthetic_mnist()
-        preset = get_preset(args.preset, epochs=args.epochs or 2, batch_size=args.batch_size or 32,
-                            lr=args.lr, seed=args.seed)
-        max_steps = 5
-    else:
-        data = load_mnist(args.data_dir)
+    max_steps = 5 if dry else None
+    data = synthetic_mnist() if dry else load_mnist(args.data_dir)
     out = args.out or Path("runs") / (f"dry-run-{preset.name}" if args.dry_run else preset.name)
     print(f"training {preset.name} on {device} for {preset.epochs} epochs -> {out}")
     card = train_preset(preset, data, device, out, args.weights_dir, max_steps, progress=not args.no_progress)

@@ -1,6 +1,7 @@
 """POST /reconstruct and POST /encode: image uploads through the VAE."""
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 import torch
@@ -24,8 +25,10 @@ async def uploaded_images(request: Request, inference: Inference, settings, inve
     """Upload(s) -> (k, 1, 28, 28) float in [0, 1], MNIST-style."""
     blobs = await read_images(request, settings.max_upload_bytes, names)
     try:
-        tensors = [await inference.run(lambda b=blob: imaging.decode_upload(
-            b, invert=invert, max_pixels=settings.max_image_pixels)) for blob in blobs]
+        # Pillow work goes to the default thread pool, not the inference thread, so decoding an
+        # upload never holds up a batched forward pass
+        tensors = [await asyncio.to_thread(imaging.decode_upload, blob, invert=invert,
+                                           max_pixels=settings.max_image_pixels) for blob in blobs]
     except imaging.ImageTooLargeError as exc:
         raise HTTPException(413, str(exc)) from None
     except imaging.ImageDecodeError as exc:
