@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
@@ -33,6 +34,28 @@ class DiscriminatorConfig:
     sigmoid: bool = True  # report: D outputs a probability; hinge/logit losses want raw scores
 
 
+class ToImage(nn.ConvTranspose2d):
+    """The generator's last layer, a stride-2 transposed convolution to one channel.
+
+    On the CPU, oneDNN's kernel for a transposed convolution with a single output channel is
+    5-8x slower than the same arithmetic written as one matmul and a col2im (`F.fold`) (measured
+    on the 2-core machine, see benchmarks/README.md), and this layer was a third of the served
+    DCGAN's forward pass. Inference (no autograd) on the CPU takes the matmul + fold path, equal
+    to the library kernel within float rounding; training keeps the library kernel, so training
+    numerics do not change. Same parameters and state-dict keys as nn.ConvTranspose2d.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() or x.device.type != "cpu" or x.dim() != 4:
+            return super().forward(x)
+        b, c, h, w = x.shape
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        cols = self.weight.reshape(c, -1).t() @ x.reshape(b, c, h * w)  # (b, out*kh*kw, h*w)
+        size = ((h - 1) * sh - 2 * ph + kh, (w - 1) * sw - 2 * pw + kw)
+        out = F.fold(cols, size, kernel_size=(kh, kw), stride=(sh, sw), padding=(ph, pw))
+        return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
+
+
 def _act(name: str) -> nn.Module:
     return {"relu": nn.ReLU(), "leaky_relu": nn.LeakyReLU(0.2)}[name]
 
@@ -53,7 +76,7 @@ class Generator(nn.Module):
                 nn.BatchNorm2d(c), nn.ReLU(),
                 nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False),  # 7 -> 14
                 nn.BatchNorm2d(c // 2), nn.ReLU(),
-                nn.ConvTranspose2d(c // 2, 1, 4, 2, 1),  # 14 -> 28
+                ToImage(c // 2, 1, 4, 2, 1),  # 14 -> 28
             )
         else:
             raise ValueError(f"unknown generator arch {config.arch!r}")

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     digit_min_confidence: float = Field(0.999, ge=0, le=1, description="classifier confidence a digit= sample needs")
     api_key: SecretStr | None = Field(None, description="when set, Bearer key required (not on /healthz, /readyz)")
     cors_origins: list[str] = Field(default_factory=list, description="origins allowed by CORS; empty = CORS off")
+    # GET /sample as PNG/npy answered without FastAPI's per-request machinery (service/fastpath.py);
+    # off = every request through the FastAPI route (same bytes, slower; for comparison and debugging)
+    fast_path: bool = Field(True, description="lean path for GET /sample png/npy (same responses)")
     torch_threads: int = Field(0, ge=0, le=256, description="intra-op threads for torch; 0 = one per CPU core")
     log_level: str = Field("info")
 

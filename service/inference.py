@@ -18,6 +18,11 @@ from service.metrics import Metrics
 from service.registry import Registry, ServedModel
 
 
+# Rows per forward pass on the CPU. The DCGAN makes ~2x more images/s in chunks of 64-128 than in
+# one pass of 1024 (its activations stop fitting in cache); results per row are the same.
+CPU_CHUNK = 128
+
+
 class DigitNotFound(RuntimeError):
     """Rejection sampling could not find enough samples of the requested digit."""
 
@@ -69,8 +74,11 @@ class Inference:
     @staticmethod
     @torch.inference_mode()
     def _generate_u8(model: ServedModel, latents: torch.Tensor) -> torch.Tensor:
-        images = model.module.generate(latents.to(model.device, non_blocking=True))
-        return to_uint8(images)
+        latents = latents.to(model.device, non_blocking=True)
+        if model.device.type != "cpu" or latents.shape[0] <= CPU_CHUNK:
+            return to_uint8(model.module.generate(latents))
+        # on the CPU a big batch runs slower per image than chunks that stay in cache
+        return torch.cat([to_uint8(model.module.generate(part)) for part in latents.split(CPU_CHUNK)])
 
     @torch.inference_mode()
     def classify(self, images_u8: torch.Tensor) -> Classified:

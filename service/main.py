@@ -18,6 +18,7 @@ from PIL import Image
 
 from service.config import Settings, get_settings
 from service.deps import require_api_key
+from service.fastpath import SampleFastPath
 from service.inference import Inference
 from service.metrics import Metrics, MetricsMiddleware
 from service.registry import RegistryError, load_registry
@@ -109,6 +110,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)
+    if settings.fast_path:
+        app.add_middleware(SampleFastPath, state=app.state)  # innermost: CORS and metrics wrap it too
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"], expose_headers=["X-Seed"])
