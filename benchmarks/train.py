@@ -58,6 +58,68 @@ def train_one(preset_name: str, epochs: int, device_spec: str, threads: int, dat
             "threads": torch.get_num_threads(), "device": str(device)}
 
 
+def step_flops(preset_name: str) -> float:
+    """Floating-point operations of one batch-64 training step (matmuls only, forward + backward),
+    counted by torch's FlopCounterMode on the preset's own networks."""
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from models.gan import Discriminator, Generator
+    from models.vae import VAE, vae_loss
+    from trainer.presets import get_preset
+
+    preset = get_preset(preset_name)
+    x = torch.rand(preset.batch_size, 1, 28, 28)
+    with FlopCounterMode(display=False) as counter:
+        if preset.family == "vae":
+            logits, mu, logvar = VAE(preset.vae)(x)
+            vae_loss(logits, x, mu, logvar).backward()
+        else:
+            generator, discriminator = Generator(preset.generator), Discriminator(preset.discriminator)
+            fake = generator(torch.randn(preset.batch_size, generator.latent_dim))
+            d_loss = F.binary_cross_entropy(discriminator(x), torch.ones(preset.batch_size)) + \
+                F.binary_cross_entropy(discriminator(fake.detach()), torch.zeros(preset.batch_size))
+            d_loss.backward()
+            F.binary_cross_entropy(discriminator(fake), torch.ones(preset.batch_size)).backward()
+    return float(counter.get_total_flops())
+
+
+def matmul_gflops(m: int, k: int, n: int, threads: int, seconds: float = 1.0) -> float:
+    """Sustained float32 GFLOP/s of an (m x k) @ (k x n) product on this CPU."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    for _ in range(3):
+        a @ b
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        a @ b
+        count += 1
+    return 2 * m * k * n * count / (time.perf_counter() - started) / 1e9
+
+
+def compute_bound(results: dict, epochs: int) -> dict:
+    """How far the runs are from what the arithmetic alone needs on this machine."""
+    from trainer.common import steps_per_epoch
+
+    steps = steps_per_epoch(55_000, 64)
+    flops = {p: step_flops(p) for p in PRESETS}
+    peak = {f"{t}_threads": {"large_gemm_2048": matmul_gflops(2048, 2048, 2048, t),
+                             "recipe_gemm_64x784x300": matmul_gflops(64, 784, 300, t)} for t in (1, 2)}
+    total = sum(flops.values()) * steps * epochs
+    out = {"flops_per_step": flops, "flops_whole_recipe": total, "gemm_gflops": peak,
+           "seconds_at_recipe_gemm_speed_2_threads": total / (peak["2_threads"]["recipe_gemm_64x784x300"] * 1e9),
+           "achieved_gflops": {}}
+    for mode, r in results.items():
+        if isinstance(r, dict) and "runs" in r:
+            out["achieved_gflops"][mode] = {run["preset"]: flops[run["preset"]] * steps * epochs / run["seconds"] / 1e9
+                                            for run in r["runs"]}
+            out["achieved_gflops"][mode]["both"] = total / r["wall_seconds"] / 1e9
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=50)
@@ -100,6 +162,12 @@ def main() -> None:
                                   for k in a["final"]}
         results["relative_difference_of_final_losses"] = agree
         print(f"\nrelative difference of final losses, concurrent vs sequential: {json.dumps(agree)}")
+    if args.device == "cpu":
+        results["compute_bound"] = bound = compute_bound(results, args.epochs)
+        print(f"\narithmetic: {bound['flops_whole_recipe'] / 1e12:.2f} TFLOP for the whole recipe; float32 GEMM on "
+              f"this CPU: {json.dumps(bound['gemm_gflops'])} GFLOP/s; achieved: "
+              f"{json.dumps(bound['achieved_gflops'])} GFLOP/s; the whole recipe at the recipe-shaped GEMM's "
+              f"2-thread speed would take {bound['seconds_at_recipe_gemm_speed_2_threads']:.0f} s")
     path = write_result("train", {"epochs": args.epochs, "device": args.device, **results})
     print(f"wrote {path}")
 

@@ -69,3 +69,16 @@ def test_a_failing_forward_fails_its_requests_only():
         return ok
 
     assert run(scenario()).item() == 3.0
+
+
+def test_big_cpu_batches_run_in_chunks_with_the_same_rows(tiny_weights):
+    from service.inference import CPU_CHUNK, Inference
+    from service.registry import load_registry
+
+    registry = load_registry(tiny_weights, "cpu")
+    model = registry.get("gan")
+    latents = torch.randn(2 * CPU_CHUNK + 17, model.latent_dim)
+    whole = Inference._generate_u8(model, latents)
+    one_by_one = torch.cat([Inference._generate_u8(model, z[None]) for z in latents])
+    assert whole.shape == (len(latents), 1, 28, 28) and whole.dtype == torch.uint8
+    assert torch.equal(whole, one_by_one)
