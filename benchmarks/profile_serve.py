@@ -20,12 +20,13 @@ from benchmarks.common import server, write_result, wrk
 
 # (category, substrings of a frame "function (path:line)"), most specific first in the stack walk
 CATEGORIES = [
-    ("model forward (torch)", ("generate (models/", "forward (torch/", "_conv_forward")),
+    ("model forward (torch)", ("generate (models/", "forward (models/", "forward (torch/", "_conv_forward")),
     ("uint8 conversion", ("to_uint8",)),
     ("PNG encoding", ("encode_png", "images_png")),
     ("latents from seed", ("latents_for_seed",)),
     ("batcher and thread hand-off", ("service/batching.py", "concurrent/futures", "threading.py")),
     ("metrics (prometheus-client)", ("service/metrics.py", "prometheus_client")),
+    ("lean /sample path (query parsing, headers)", ("service/fastpath.py",)),
     ("route handler", ("service/routes/", "service/deps.py")),
     ("FastAPI: routing, validation, dependencies", ("fastapi/",)),
     ("Starlette: middleware, responses", ("starlette/",)),

@@ -18,11 +18,14 @@ from benchmarks.common import lua_string, server, wait_idle, write_result, wrk
 SCENARIOS = [
     ("ceiling: constant PNG", "ceiling", "/sample", None, 1),
     ("sample gan, 1 PNG, random seed", "service", "/sample?model=gan", None, 1),
+    # the same request through the FastAPI route (DIGITGEN_FAST_PATH=false): what the lean path saves
+    ("sample gan, 1 PNG, FastAPI route", "route", "/sample?model=gan", None, 1),
     ("sample gan, n=64 grid PNG", "service", "/sample?model=gan&n=64", None, 64),
     ("sample gan, n=1024 npy", "service", "/sample?model=gan&n=1024&format=npy", None, 1024),
     # the report's MLP generator: ~30x fewer FLOPs per image than the DCGAN, so these rows show
     # the serving stack's own overhead rather than the model's arithmetic
     ("sample gan-seed (MLP), 1 PNG", "service", "/sample?model=gan-seed", None, 1),
+    ("sample gan-seed (MLP), 1 PNG, FastAPI route", "route", "/sample?model=gan-seed", None, 1),
     ("sample gan-seed (MLP), n=1024 npy", "service", "/sample?model=gan-seed&n=1024&format=npy", None, 1024),
     ("reconstruct vae, 28x28 PNG upload", "service", "/reconstruct?model=vae", "reconstruct", 1),
 ]
@@ -48,13 +51,16 @@ def main() -> None:
     results = []
     with server(["-m", "uvicorn", "benchmarks.ceiling_app:app", "--no-access-log", "--log-level", "warning"],
                 ready_path="/sample") as (ceiling_base, _, _), \
-            server(["-m", "service", *flags], env={"DIGITGEN_DEVICE": args.device}) as (service_base, _, startup_s):
+            server(["-m", "service", *flags], env={"DIGITGEN_DEVICE": args.device}) as (service_base, _, startup_s), \
+            server(["-m", "service", *flags], env={"DIGITGEN_DEVICE": args.device, "DIGITGEN_FAST_PATH": "false"}) \
+            as (route_base, _, _):
         upload = httpx.get(f"{service_base}/sample?model=vae&seed=1").content
         scripts = {"reconstruct": lua_post_png(upload)}
         for name, target, path, script, images in SCENARIOS:
-            base = ceiling_base if target == "ceiling" else service_base
+            base = {"ceiling": ceiling_base, "service": service_base, "route": route_base}[target]
             for c in args.connections:
-                wait_idle(service_base)
+                for busy in (service_base, route_base):
+                    wait_idle(busy)
                 r = wrk(base + path, c, args.seconds, script=scripts.get(script) if script else None)
                 r.update({"scenario": name, "connections": c, "images_per_s": r["requests_per_s"] * images})
                 results.append(r)
