@@ -66,10 +66,14 @@ def train_gan(generator: Generator, discriminator: Discriminator, data: MNIST, p
             opt_d.zero_grad(set_to_none=True)
             (loss_real + loss_fake).backward()
             opt_d.step()
-            # generator step on the same fake batch, through the updated discriminator
+            # generator step on the same fake batch, through the updated discriminator; D's own weight
+            # gradients are not wanted here (the next D step starts from zero), and skipping them saves
+            # ~10 % of the step's arithmetic without changing G's gradients by a bit
+            discriminator.requires_grad_(False)
             loss_g = generator_loss(preset, discriminator(fake), probabilities)
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
+            discriminator.requires_grad_(True)
             opt_g.step()
             if ema is not None:
                 ema.update_parameters(generator)
