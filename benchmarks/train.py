@@ -3,8 +3,8 @@
     .venv/bin/python -m benchmarks.train [--epochs 50] [--device cpu] [--modes sequential concurrent]
 
 sequential: both presets one after the other in one process, torch using every core (the plain loop).
-concurrent: both presets at once, one process each with one intra-op thread: these batch-64 MLP steps
-are too small for two threads to help, so two processes use the two cores better.
+concurrent: both presets at once, one process each with one intra-op thread; when one finishes, the
+other takes a second thread (SIGUSR1), so no core sits idle while the longer run ends.
 Each mode reports seconds per epoch and in total, and the final losses, which must agree across
 modes within noise (same seeds, same code; only float summation order may differ).
 Needs MNIST in data/mnist (make data). Writes benchmarks/results/train-<date>.json.
@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -55,7 +57,7 @@ def train_one(preset_name: str, epochs: int, device_spec: str, threads: int, dat
         torch.cuda.synchronize()
     seconds = time.perf_counter() - started
     return {"preset": preset_name, "seconds": seconds, "seconds_per_epoch": seconds / epochs, "final": final,
-            "threads": torch.get_num_threads(), "device": str(device)}
+            "threads_at_end": torch.get_num_threads(), "device": str(device)}
 
 
 def step_flops(preset_name: str) -> float:
@@ -120,6 +122,25 @@ def compute_bound(results: dict, epochs: int) -> dict:
     return out
 
 
+def rebalance(procs: list[subprocess.Popen]) -> list[str]:
+    """Waits for every worker; when one finishes, the others may use its core (SIGUSR1: one more
+    torch thread), so the longer run does not finish alone on one core. Returns their stdouts."""
+    outputs: dict[int, str] = {}
+
+    def collect(i: int) -> None:
+        outputs[i] = procs[i].communicate()[0]
+        for other in procs:
+            if other.poll() is None:
+                other.send_signal(signal.SIGUSR1)
+
+    threads = [threading.Thread(target=collect, args=(i,)) for i in range(len(procs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [outputs[i] for i in range(len(procs))]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=50)
@@ -131,6 +152,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
+        import torch
+        # a sibling worker finished: take its core too (see rebalance)
+        signal.signal(signal.SIGUSR1, lambda *_: torch.set_num_threads(torch.get_num_threads() + 1))
         print(json.dumps(train_one(args.worker, args.epochs, args.device, args.threads, args.data_dir)))
         return
 
@@ -145,7 +169,8 @@ def main() -> None:
         procs = [subprocess.Popen([sys.executable, "-m", "benchmarks.train", "--worker", p, "--threads", "1",
                                    "--epochs", str(args.epochs), "--device", args.device, "--data-dir",
                                    args.data_dir], cwd=ROOT, stdout=subprocess.PIPE, text=True) for p in PRESETS]
-        runs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+        outputs = rebalance(procs)
+        runs = [json.loads(out.strip().splitlines()[-1]) for out in outputs]
         results["concurrent"] = {"wall_seconds": time.perf_counter() - started, "runs": runs}
         print(f"concurrent: {results['concurrent']['wall_seconds']:.1f} s", flush=True)
 
