@@ -30,13 +30,18 @@ async def get_registry(inference: Annotated[Inference, Depends(get_inference)]) 
     return inference.registry
 
 
+def bearer_matches(authorization: str, key: str) -> bool:
+    """`Authorization: Bearer <key>`, compared in constant time."""
+    scheme, _, token = authorization.partition(" ")
+    return scheme.lower() == "bearer" and secrets.compare_digest(token.strip().encode(), key.encode())
+
+
 async def require_api_key(request: Request) -> None:
     """Bearer auth when DIGITGEN_API_KEY is set; constant-time comparison."""
     key = request.app.state.settings.api_key
     if key is None:
         return
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip().encode(), key.get_secret_value().encode()):
+    if not bearer_matches(request.headers.get("authorization", ""), key.get_secret_value()):
         raise HTTPException(401, "missing or wrong API key: send 'Authorization: Bearer <key>'",
                             headers={"WWW-Authenticate": "Bearer"})
 

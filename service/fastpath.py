@@ -15,15 +15,14 @@ tests/service/test_fastpath.py checks the two paths agree byte for byte.
 """
 from __future__ import annotations
 
-import math
-import secrets
 from urllib.parse import parse_qsl
 
 from service import imaging
+from service.deps import bearer_matches
 from service.inference import latents_for_seed
 from service.metrics import MODEL_KEY
 from service.routes import sample as sample_routes
-from service.routes.common import NPY_MEDIA_TYPE
+from service.routes.common import NPY_MEDIA_TYPE, png_pixels
 from service.routes.sample import MAX_SEED, new_seed
 
 _PARAMS = frozenset({"model", "n", "seed", "format", "nrow", "scale"})
@@ -91,19 +90,14 @@ class SampleFastPath:
     @staticmethod
     def _authorised(scope, key: str) -> bool:
         for name, value in scope["headers"]:
-            if name == b"authorization":
-                scheme, _, token = value.decode("latin-1").partition(" ")
-                return scheme.lower() == "bearer" and secrets.compare_digest(token.strip().encode(), key.encode())
+            if name == b"authorization":  # the first one, as Starlette's request.headers.get reads it
+                return bearer_matches(value.decode("latin-1"), key)
         return False
 
     @staticmethod
     def _png_fits(settings, n: int, nrow: int, scale: int) -> bool:
-        """The same arithmetic as routes.common.check_output_size."""
-        if scale > settings.max_scale:
-            return False
-        cols = min(n, nrow) if n > 1 else 1
-        side = 28 if n == 1 else 30
-        return (cols * side * scale) * (math.ceil(n / cols) * side * scale) <= settings.max_image_pixels
+        """What routes.common.check_output_size accepts."""
+        return scale <= settings.max_scale and png_pixels(n, nrow, scale) <= settings.max_image_pixels
 
     async def _answer(self, scope, send, served, n, seed, fmt, nrow, scale) -> None:
         scope["route"] = self.route
