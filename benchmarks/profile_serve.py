@@ -61,6 +61,8 @@ def main() -> None:
     counts: Counter = Counter()
     for line in out.read_text(errors="replace").splitlines():
         stack, _, n = line.rpartition(" ")
+        if not n.isdigit():  # a frame name that itself held a line break
+            continue
         counts[categorise(stack.split(";"))] += int(n)
     total = sum(counts.values())
     breakdown = {name: counts[name] / total for name, _ in [*CATEGORIES, ("event loop and other", ())]}

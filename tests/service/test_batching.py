@@ -71,12 +71,21 @@ def test_a_failing_forward_fails_its_requests_only():
     assert run(scenario()).item() == 3.0
 
 
-def test_big_cpu_batches_run_in_chunks_with_the_same_rows(tiny_weights):
+def test_big_cpu_batches_of_a_conv_generator_run_in_chunks_with_the_same_rows(tiny_weights, tmp_path):
+    import shutil
+
+    from models import Generator, GeneratorConfig, save
+    from service import inference
     from service.inference import CPU_CHUNK, Inference
     from service.registry import load_registry
 
-    registry = load_registry(tiny_weights, "cpu")
-    model = registry.get("gan")
+    for f in tiny_weights.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    config = GeneratorConfig(latent_dim=4, arch="dcgan", hidden_dim=8, output="tanh")
+    save(Generator(config), config, {"preset": "gan", "epochs": 0, "metrics": {}}, tmp_path / "gan.safetensors")
+    model = load_registry(tmp_path, "cpu").get("gan")
+    assert inference._chunked_on_cpu(model)
+    assert not inference._chunked_on_cpu(load_registry(tiny_weights, "cpu").get("gan"))  # an MLP: one pass
     latents = torch.randn(2 * CPU_CHUNK + 17, model.latent_dim)
     whole = Inference._generate_u8(model, latents)
     one_by_one = torch.cat([Inference._generate_u8(model, z[None]) for z in latents])
