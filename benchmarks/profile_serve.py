@@ -9,12 +9,14 @@ Writes benchmarks/results/profile-<date>.json and prints the breakdown (share of
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import subprocess
 import tempfile
 import threading
 from collections import Counter
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 from benchmarks.common import server, write_result, wrk
 
@@ -66,7 +68,10 @@ def main() -> None:
         counts[categorise(stack.split(";"))] += int(n)
     total = sum(counts.values())
     breakdown = {name: counts[name] / total for name, _ in [*CATEGORIES, ("event loop and other", ())]}
-    path = write_result("profile", {"path": args.path, "connections": args.connections, "seconds": args.seconds,
+    # the default path writes profile-<date>.json; another model, profile-<model>-<date>.json
+    model = parse_qs(urlsplit(args.path).query).get("model", ["gan"])[0]
+    kind = "profile" if model == "gan" else f"profile-{re.sub(r'[^A-Za-z0-9_-]', '_', model)}"
+    path = write_result(kind, {"path": args.path, "connections": args.connections, "seconds": args.seconds,
                                     "samples": total, "share": breakdown})
     print(f"{args.path} at {args.connections} connections, {total} py-spy samples (all threads, idle excluded)")
     for name, share in sorted(breakdown.items(), key=lambda kv: -kv[1]):

@@ -2,11 +2,14 @@
 
     .venv/bin/python -m benchmarks.train [--epochs 50] [--device cpu] [--modes sequential concurrent]
 
-sequential: both presets one after the other in one process, torch using every core (the plain loop).
-concurrent: both presets at once, one process each with one intra-op thread; when one finishes, the
-other takes a second thread (SIGUSR1), so no core sits idle while the longer run ends.
-Each mode reports seconds per epoch and in total, and the final losses, which must agree across
-modes within noise (same seeds, same code; only float summation order may differ).
+sequential: the plain loop: both presets one after the other in one process, torch using every core,
+Adam's multi-tensor ("foreach") implementation.
+concurrent: the fast configuration: both presets at once, one process each
+with one intra-op thread (when one finishes, the other takes a second thread, SIGUSR1, so no core sits
+idle while the longer run ends), and the fused Adam step (trainer/common.py).
+seed-noise: the concurrent configuration again with seed 1, so the difference between the two
+configurations' final losses (same seed 0) can be read against what a different seed alone does.
+Each mode reports seconds per epoch and in total, and the final losses.
 Needs MNIST in data/mnist (make data). Writes benchmarks/results/train-<date>.json.
 """
 from __future__ import annotations
@@ -26,9 +29,13 @@ from benchmarks.common import ROOT, write_result
 PRESETS = ("vae-seed", "gan-seed")
 
 
-def train_one(preset_name: str, epochs: int, device_spec: str, threads: int, data_dir: str) -> dict:
+def train_one(preset_name: str, epochs: int, device_spec: str, threads: int, data_dir: str,
+              adam_implementation: str, seed: int = 0) -> dict:
     """Train one preset's loop (no t-SNE or other end-of-run figures) and time it."""
     import torch
+
+    from trainer import common
+    common.ADAM_IMPLEMENTATION = adam_implementation
 
     from models.devices import resolve_device
     from models.gan import Discriminator, Generator
@@ -41,7 +48,7 @@ def train_one(preset_name: str, epochs: int, device_spec: str, threads: int, dat
     if threads:
         torch.set_num_threads(threads)
     device = resolve_device(device_spec)
-    preset = get_preset(preset_name, epochs=epochs)
+    preset = get_preset(preset_name, epochs=epochs, seed=seed)
     data = load_mnist(data_dir).to(device)
     torch.manual_seed(preset.seed)
     run_dir = Path(tempfile.mkdtemp())
@@ -57,7 +64,7 @@ def train_one(preset_name: str, epochs: int, device_spec: str, threads: int, dat
         torch.cuda.synchronize()
     seconds = time.perf_counter() - started
     return {"preset": preset_name, "seconds": seconds, "seconds_per_epoch": seconds / epochs, "final": final,
-            "threads_at_end": torch.get_num_threads(), "device": str(device)}
+            "threads_at_end": torch.get_num_threads(), "device": str(device), "adam": adam_implementation}
 
 
 def step_flops(preset_name: str) -> float:
@@ -83,6 +90,7 @@ def step_flops(preset_name: str) -> float:
             d_loss = F.binary_cross_entropy(discriminator(x), torch.ones(preset.batch_size)) + \
                 F.binary_cross_entropy(discriminator(fake.detach()), torch.zeros(preset.batch_size))
             d_loss.backward()
+            discriminator.requires_grad_(False)  # as the loop's generator step (train_gan.py)
             F.binary_cross_entropy(discriminator(fake), torch.ones(preset.batch_size)).backward()
     return float(counter.get_total_flops())
 
@@ -141,38 +149,53 @@ def rebalance(procs: list[subprocess.Popen]) -> list[str]:
     return [outputs[i] for i in range(len(procs))]
 
 
+def run_concurrent(args: argparse.Namespace, seed: int) -> dict:
+    started = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, "-m", "benchmarks.train", "--worker", p, "--threads", "1",
+                               "--epochs", str(args.epochs), "--device", args.device, "--data-dir",
+                               args.data_dir, "--seed", str(seed)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+             for p in PRESETS]
+    outputs = rebalance(procs)
+    runs = [json.loads(out.strip().splitlines()[-1]) for out in outputs]
+    return {"wall_seconds": time.perf_counter() - started, "seed": seed, "runs": runs}
+
+
+def relative_differences(a: dict, b: dict) -> dict:
+    return {x["preset"]: {k: abs(x["final"][k] - y["final"][k]) / max(1e-9, abs(x["final"][k])) for k in x["final"]}
+            for x, y in zip(a["runs"], b["runs"])}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--data-dir", default="data/mnist")
-    parser.add_argument("--modes", nargs="+", default=["sequential", "concurrent"],
-                        choices=["sequential", "concurrent"])
+    parser.add_argument("--modes", nargs="+", default=["sequential", "concurrent", "seed-noise"],
+                        choices=["sequential", "concurrent", "seed-noise"])
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: one preset in a child process
     parser.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         import torch
         # a sibling worker finished: take its core too (see rebalance)
         signal.signal(signal.SIGUSR1, lambda *_: torch.set_num_threads(torch.get_num_threads() + 1))
-        print(json.dumps(train_one(args.worker, args.epochs, args.device, args.threads, args.data_dir)))
+        print(json.dumps(train_one(args.worker, args.epochs, args.device, args.threads, args.data_dir, "fused",
+                                   args.seed)))
         return
 
     results = {}
     if "sequential" in args.modes:
         started = time.perf_counter()
-        runs = [train_one(p, args.epochs, args.device, 0, args.data_dir) for p in PRESETS]
+        runs = [train_one(p, args.epochs, args.device, 0, args.data_dir, "foreach") for p in PRESETS]
         results["sequential"] = {"wall_seconds": time.perf_counter() - started, "runs": runs}
         print(f"sequential: {results['sequential']['wall_seconds']:.1f} s", flush=True)
     if "concurrent" in args.modes:
-        started = time.perf_counter()
-        procs = [subprocess.Popen([sys.executable, "-m", "benchmarks.train", "--worker", p, "--threads", "1",
-                                   "--epochs", str(args.epochs), "--device", args.device, "--data-dir",
-                                   args.data_dir], cwd=ROOT, stdout=subprocess.PIPE, text=True) for p in PRESETS]
-        outputs = rebalance(procs)
-        runs = [json.loads(out.strip().splitlines()[-1]) for out in outputs]
-        results["concurrent"] = {"wall_seconds": time.perf_counter() - started, "runs": runs}
+        results["concurrent"] = run_concurrent(args, seed=0)
         print(f"concurrent: {results['concurrent']['wall_seconds']:.1f} s", flush=True)
+    if "seed-noise" in args.modes:
+        results["seed-noise"] = run_concurrent(args, seed=1)
+        print(f"seed-noise (concurrent, seed 1): {results['seed-noise']['wall_seconds']:.1f} s", flush=True)
 
     print("\n| mode | preset | s/epoch | total s | final losses |\n|---|---|---|---|---|")
     for mode, r in results.items():
@@ -180,13 +203,14 @@ def main() -> None:
             losses = ", ".join(f"{k} {v:.3f}" for k, v in run["final"].items())
             print(f"| {mode} | {run['preset']} | {run['seconds_per_epoch']:.2f} | {run['seconds']:.1f} | {losses} |")
         print(f"| {mode} | both, wall clock | | {r['wall_seconds']:.1f} | |")
-    if len(results) == 2:
-        agree = {}
-        for a, b in zip(results["sequential"]["runs"], results["concurrent"]["runs"]):
-            agree[a["preset"]] = {k: abs(a["final"][k] - b["final"][k]) / max(1e-9, abs(a["final"][k]))
-                                  for k in a["final"]}
-        results["relative_difference_of_final_losses"] = agree
+    if "sequential" in results and "concurrent" in results:
+        results["relative_difference_of_final_losses"] = agree = relative_differences(results["sequential"],
+                                                                                       results["concurrent"])
         print(f"\nrelative difference of final losses, concurrent vs sequential: {json.dumps(agree)}")
+    if "seed-noise" in results and "concurrent" in results:
+        results["seed_noise_relative_difference"] = noise = relative_differences(results["concurrent"],
+                                                                                 results["seed-noise"])
+        print(f"seed noise (seed 1 vs seed 0, same configuration): {json.dumps(noise)}")
     if args.device == "cpu":
         results["compute_bound"] = bound = compute_bound(results, args.epochs)
         print(f"\narithmetic: {bound['flops_whole_recipe'] / 1e12:.2f} TFLOP for the whole recipe; float32 GEMM on "
