@@ -153,7 +153,7 @@ def run_concurrent(args: argparse.Namespace, seed: int) -> dict:
     started = time.perf_counter()
     procs = [subprocess.Popen([sys.executable, "-m", "benchmarks.train", "--worker", p, "--threads", "1",
                                "--epochs", str(args.epochs), "--device", args.device, "--data-dir",
-                               args.data_dir, "--seed", str(seed)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+                               args.data_dir, "--seed", str(seed), "--adam", args.adam], cwd=ROOT, stdout=subprocess.PIPE, text=True)
              for p in PRESETS]
     outputs = rebalance(procs)
     runs = [json.loads(out.strip().splitlines()[-1]) for out in outputs]
@@ -175,12 +175,15 @@ def main() -> None:
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: one preset in a child process
     parser.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--adam", default="fused", choices=["fused", "foreach"],
+                        help="Adam implementation of the concurrent modes (default fused; foreach = bit-identical "
+                             "to the plain loop); a non-default choice writes train-adam-<choice>-<date>.json")
     args = parser.parse_args()
     if args.worker:
         import torch
         # a sibling worker finished: take its core too (see rebalance)
         signal.signal(signal.SIGUSR1, lambda *_: torch.set_num_threads(torch.get_num_threads() + 1))
-        print(json.dumps(train_one(args.worker, args.epochs, args.device, args.threads, args.data_dir, "fused",
+        print(json.dumps(train_one(args.worker, args.epochs, args.device, args.threads, args.data_dir, args.adam,
                                    args.seed)))
         return
 
@@ -217,7 +220,8 @@ def main() -> None:
               f"this CPU: {json.dumps(bound['gemm_gflops'])} GFLOP/s; achieved: "
               f"{json.dumps(bound['achieved_gflops'])} GFLOP/s; the whole recipe at the recipe-shaped GEMM's "
               f"2-thread speed would take {bound['seconds_at_recipe_gemm_speed_2_threads']:.0f} s")
-    path = write_result("train", {"epochs": args.epochs, "device": args.device, **results})
+    kind = "train" if args.adam == "fused" else f"train-adam-{args.adam}"
+    path = write_result(kind, {"epochs": args.epochs, "device": args.device, "concurrent_adam": args.adam, **results})
     print(f"wrote {path}")
 
 
