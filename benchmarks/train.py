@@ -71,12 +71,12 @@ def step_flops(preset_name: str) -> float:
     """Floating-point operations of one batch-64 training step (matmuls only, forward + backward),
     counted by torch's FlopCounterMode on the preset's own networks."""
     import torch
-    import torch.nn.functional as F
     from torch.utils.flop_counter import FlopCounterMode
 
     from models.gan import Discriminator, Generator
     from models.vae import VAE, vae_loss
     from trainer.presets import get_preset
+    from trainer.train_gan import discriminator_losses, generator_loss
 
     preset = get_preset(preset_name)
     x = torch.rand(preset.batch_size, 1, 28, 28)
@@ -86,12 +86,11 @@ def step_flops(preset_name: str) -> float:
             vae_loss(logits, x, mu, logvar).backward()
         else:
             generator, discriminator = Generator(preset.generator), Discriminator(preset.discriminator)
+            probabilities = discriminator.config.sigmoid
             fake = generator(torch.randn(preset.batch_size, generator.latent_dim))
-            d_loss = F.binary_cross_entropy(discriminator(x), torch.ones(preset.batch_size)) + \
-                F.binary_cross_entropy(discriminator(fake.detach()), torch.zeros(preset.batch_size))
-            d_loss.backward()
+            sum(discriminator_losses(preset, discriminator(x), discriminator(fake.detach()), probabilities)).backward()
             discriminator.requires_grad_(False)  # as the loop's generator step (train_gan.py)
-            F.binary_cross_entropy(discriminator(fake), torch.ones(preset.batch_size)).backward()
+            generator_loss(preset, discriminator(fake), probabilities).backward()
     return float(counter.get_total_flops())
 
 

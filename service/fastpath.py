@@ -22,12 +22,12 @@ from service.deps import bearer_matches
 from service.inference import latents_for_seed
 from service.metrics import MODEL_KEY
 from service.routes import sample as sample_routes
-from service.routes.common import NPY_MEDIA_TYPE, png_pixels
+from service.routes.common import NPY_MEDIA_TYPE, output_size_problem
 from service.routes.sample import MAX_SEED, new_seed
+from service.schemas import MAX_NROW
 
 _PARAMS = frozenset({"model", "n", "seed", "format", "nrow", "scale"})
 _INT_PARAMS = ("n", "seed", "nrow", "scale")
-_MAX_NROW = 1024  # as the route's Query(le=1024)
 
 
 def _plain_int(text: str) -> int | None:
@@ -76,11 +76,11 @@ class SampleFastPath:
                     return None
         n, seed, nrow, scale = values["n"], values["seed"], values["nrow"], values["scale"]
         fmt = query.get("format", "png")
-        if fmt not in ("png", "npy") or not 1 <= n <= settings.max_samples or not 1 <= nrow <= _MAX_NROW:
+        if fmt not in ("png", "npy") or not 1 <= n <= settings.max_samples or not 1 <= nrow <= MAX_NROW:
             return None
-        if seed is not None and seed > MAX_SEED or scale < 1:
+        if (seed is not None and seed > MAX_SEED) or scale < 1:
             return None
-        if fmt == "png" and not self._png_fits(settings, n, nrow, scale):
+        if fmt == "png" and output_size_problem(settings, n, nrow, scale) is not None:
             return None
         served = state.inference.registry.get(query.get("model", "gan"))
         if served is None or served.kind not in ("vae", "generator"):
@@ -93,11 +93,6 @@ class SampleFastPath:
             if name == b"authorization":  # the first one, as Starlette's request.headers.get reads it
                 return bearer_matches(value.decode("latin-1"), key)
         return False
-
-    @staticmethod
-    def _png_fits(settings, n: int, nrow: int, scale: int) -> bool:
-        """What routes.common.check_output_size accepts."""
-        return scale <= settings.max_scale and png_pixels(n, nrow, scale) <= settings.max_image_pixels
 
     async def _answer(self, scope, send, served, n, seed, fmt, nrow, scale) -> None:
         scope["route"] = self.route

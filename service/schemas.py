@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 Format = Literal["png", "json", "npy"]
+MAX_NROW = 1024  # images per grid row, wherever a grid is asked for
 
 
 class Detail(BaseModel):
@@ -41,7 +42,7 @@ class DecodeRequest(BaseModel):
     model: str = Field("gan", min_length=1, max_length=64, examples=["gan", "vae"])
     latents: list[list[float]] = Field(min_length=1, description="one latent vector per image")
     format: Format = "png"
-    nrow: int = Field(8, ge=1, le=1024)
+    nrow: int = Field(8, ge=1, le=MAX_NROW)
     scale: int = Field(1, ge=1)
 
 

@@ -24,23 +24,26 @@ ERROR_RESPONSES = {code: {"model": Detail, "description": text} for code, text i
     413: "upload too large", 415: "unsupported media type", 422: "invalid parameters", 503: "not ready"}.items()}
 
 
-def png_pixels(n: int, nrow: int, scale: int) -> int:
-    """Width x height of the PNG that n images make (one image, or a grid with 2-px gutters)."""
+def output_size_problem(settings: Settings, n: int, nrow: int, scale: int) -> str | None:
+    """Why a PNG of n images (one image, or a grid with 2-px gutters) at this scale would be too
+    big, or None when it is within the limits. One rule for the routes and the lean /sample path."""
+    if scale > settings.max_scale:
+        return f"scale is {scale}; the limit is {settings.max_scale} (DIGITGEN_MAX_SCALE)"
     cols = min(n, nrow) if n > 1 else 1
     rows = math.ceil(n / cols)
     side = 28 if n == 1 else 30
-    return (cols * side * scale) * (rows * side * scale)
+    pixels = (cols * side * scale) * (rows * side * scale)
+    limit = settings.max_image_pixels
+    if pixels > limit:
+        return f"the PNG would have {pixels} pixels; the limit is {limit} (lower n or scale, or use format=npy)"
+    return None
 
 
 def check_output_size(settings: Settings, n: int, nrow: int, scale: int) -> None:
     """Refuse PNGs whose pixel count would be silly before doing any work."""
-    if scale > settings.max_scale:
-        raise HTTPException(422, f"scale is {scale}; the limit is {settings.max_scale} (DIGITGEN_MAX_SCALE)")
-    pixels = png_pixels(n, nrow, scale)
-    limit = settings.max_image_pixels
-    if pixels > limit:
-        raise HTTPException(422, f"the PNG would have {pixels} pixels; the limit is {limit} "
-                                 "(lower n or scale, or use format=npy)")
+    problem = output_size_problem(settings, n, nrow, scale)
+    if problem is not None:
+        raise HTTPException(422, problem)
 
 
 def png_response(images_u8: torch.Tensor, nrow: int, scale: int, headers: dict[str, str]) -> Response:

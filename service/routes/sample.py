@@ -10,7 +10,7 @@ from service.deps import InferenceDep, ModelName, SettingsDep, check_limit, look
 from service.inference import DigitNotFound, latents_for_seed
 from service.routes.common import (IMAGE_RESPONSES, check_output_size, json_response,
                                    npy_response, png_response, samples_json)
-from service.schemas import SampleResponse
+from service.schemas import MAX_NROW, SampleResponse
 
 router = APIRouter(tags=["generate"])
 MAX_SEED = 2**63 - 1
@@ -35,7 +35,7 @@ async def sample(
     seed: Annotated[int | None, Query(ge=0, le=MAX_SEED, description="same seed, same images")] = None,
     digit: Annotated[int | None, Query(ge=0, le=9, description="only samples the classifier labels as this")] = None,
     format: Literal["png", "json", "npy"] = "png",
-    nrow: Annotated[int, Query(ge=1, le=1024, description="images per grid row")] = 8,
+    nrow: Annotated[int, Query(ge=1, le=MAX_NROW, description="images per grid row")] = 8,
     scale: Annotated[int, Query(ge=1, description="nearest-neighbour enlargement")] = 1,
 ):
     """n=1: one 28x28 PNG (x scale); n>1: one PNG grid. The seed used is in `X-Seed`."""
