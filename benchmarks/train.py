@@ -9,7 +9,9 @@ with one intra-op thread (when one finishes, the other takes a second thread, SI
 idle while the longer run ends), and the fused Adam step (trainer/common.py).
 seed-noise: the concurrent configuration again with seed 1, so the difference between the two
 configurations' final losses (same seed 0) can be read against what a different seed alone does.
-Each mode reports seconds per epoch and in total, and the final losses.
+Each mode reports seconds per epoch and in total, the final losses, and how much those move over the
+run's last 10 epochs (end_of_run_spread); "within noise" means the fast configuration's finals are
+within twice the plain run's spread.
 Needs MNIST in data/mnist (make data). Writes benchmarks/results/train-<date>.json.
 """
 from __future__ import annotations
@@ -64,7 +66,40 @@ def train_one(preset_name: str, epochs: int, device_spec: str, threads: int, dat
         torch.cuda.synchronize()
     seconds = time.perf_counter() - started
     return {"preset": preset_name, "seconds": seconds, "seconds_per_epoch": seconds / epochs, "final": final,
+            "end_of_run_spread": end_of_run_spread(history, preset.family),
             "threads_at_end": torch.get_num_threads(), "device": str(device), "adam": adam_implementation}
+
+
+def end_of_run_spread(history: dict, family: str, epochs: int = 10, block: int = 100) -> dict:
+    """How much each final figure moves near the end of one run, as a standard deviation over its last
+    `epochs` epochs: the VAE's per-epoch train loss and validation loss (the test loss's yardstick: it is
+    measured once), the GAN's losses averaged over blocks of `block` steps (its finals are such averages).
+    A configuration whose finals differ from the plain loop's by less than twice this is within noise:
+    where exactly a run stops moves the figures that much already."""
+    import statistics
+
+    if family == "vae":
+        return {"train_loss": statistics.pstdev(history["train_loss"][-epochs:]),
+                "test_loss": statistics.pstdev(history["val_loss"][-epochs:])}
+    ends = history["epoch_end_step"]
+    first = ends[-epochs - 1] if len(ends) > epochs else 0
+    spread = {}
+    for key in ("d_real", "d_fake", "g"):
+        steps = history[key][first:]
+        means = [statistics.fmean(steps[i:i + block]) for i in range(0, len(steps) - block + 1, block)]
+        spread[key] = statistics.pstdev(means) if len(means) > 1 else 0.0
+    return spread
+
+
+def within_noise(plain: dict, fast: dict, factor: float = 2.0) -> dict:
+    """Per preset and figure: |fast - plain| and whether it is within `factor` x the plain run's spread."""
+    verdict = {}
+    for x, y in zip(plain["runs"], fast["runs"]):
+        verdict[x["preset"]] = {
+            k: {"difference": abs(x["final"][k] - y["final"][k]), "spread": x["end_of_run_spread"][k],
+                "within": abs(x["final"][k] - y["final"][k]) <= factor * x["end_of_run_spread"][k]}
+            for k in x["final"]}
+    return verdict
 
 
 def step_flops(preset_name: str) -> float:
@@ -209,6 +244,12 @@ def main() -> None:
         results["relative_difference_of_final_losses"] = agree = relative_differences(results["sequential"],
                                                                                        results["concurrent"])
         print(f"\nrelative difference of final losses, concurrent vs sequential: {json.dumps(agree)}")
+        results["within_noise"] = verdict = within_noise(results["sequential"], results["concurrent"])
+        print("concurrent vs sequential, |difference| against 2x the plain run's end-of-run spread:")
+        for preset, figures in verdict.items():
+            print("  " + preset + ": " + ", ".join(
+                f"{k} {v['difference']:.4f} vs 2x{v['spread']:.4f} {'ok' if v['within'] else 'OUTSIDE'}"
+                for k, v in figures.items()))
     if "seed-noise" in results and "concurrent" in results:
         results["seed_noise_relative_difference"] = noise = relative_differences(results["concurrent"],
                                                                                  results["seed-noise"])

@@ -100,9 +100,15 @@ class Inference:
         g = torch.Generator().manual_seed(seed)
         kept_z, kept_x = [], []
         found = 0
-        candidates = max(64, 12 * n)  # ~10 % of samples are any given digit
+        # a class-conditional generator draws every candidate from the digit's part of the latent space
+        # (the classifier still checks each one); an unconditional one hits any given digit ~10 % of the time
+        conditional = getattr(model.module, "num_classes", 0) == 10
+        candidates = max(16, n + n // 2) if conditional else max(64, 12 * n)
         for _ in range(self.digit_max_rounds):
-            z = torch.randn(candidates, model.latent_dim, generator=g)
+            if conditional:
+                z = model.module.latents_for_classes(torch.full((candidates,), digit), generator=g)
+            else:
+                z = torch.randn(candidates, model.latent_dim, generator=g)
             images = self._generate_u8(model, z)
             verdict = self.classify(images)
             keep = (verdict.digits == digit) & (verdict.confidence >= self.digit_min_confidence)

@@ -28,14 +28,29 @@ NLL_METHOD = (
 
 
 @torch.no_grad()
-def generate(ckpt: LoadedCheckpoint, n: int, seed: int, device: torch.device, batch: int = 1000) -> torch.Tensor:
-    """n samples (n, 1, 28, 28) in [0, 1], quantised to 8 bits like the service's PNGs."""
+def generate_with_latents(ckpt: LoadedCheckpoint, n: int, seed: int, device: torch.device,
+                          batch: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+    """n samples (n, 1, 28, 28) in [0, 1], quantised to 8 bits like the service's PNGs, and their latents."""
     g = torch.Generator().manual_seed(seed)
-    out = []
+    images, latents = [], []
     for start in range(0, n, batch):
         z = torch.randn(min(batch, n - start), ckpt.module.latent_dim, generator=g).to(device)
-        out.append(ckpt.module.generate(z).mul(255).round().div(255))
-    return torch.cat(out)
+        images.append(ckpt.module.generate(z).mul(255).round().div(255))
+        latents.append(z)
+    return torch.cat(images), torch.cat(latents)
+
+
+def generate(ckpt: LoadedCheckpoint, n: int, seed: int, device: torch.device, batch: int = 1000) -> torch.Tensor:
+    return generate_with_latents(ckpt, n, seed, device, batch)[0]
+
+
+@torch.no_grad()
+def class_agreement(generator, images: torch.Tensor, latents: torch.Tensor, classifier) -> float:
+    """A class-conditional generator: the share of samples the classifier calls the class their latent
+    asks for (no rejection; digit= adds the classifier's check on top of this)."""
+    wanted = generator.latent_classes(latents)
+    said = torch.cat([classifier(part).argmax(1) for part in images.split(1000)])
+    return float((said == wanted).float().mean())
 
 
 def reference_sets(data: MNIST, n: int, seed: int) -> dict[str, torch.Tensor]:
@@ -164,7 +179,10 @@ def run_evaluate(args: argparse.Namespace, data: MNIST | None = None) -> dict:
         if ckpt.kind not in ("vae", "generator"):
             continue
         started = time.perf_counter()
-        metrics = image_metrics(generate(ckpt, n, args.seed, device), test, classifier.module)
+        images, latents = generate_with_latents(ckpt, n, args.seed, device)
+        metrics = image_metrics(images, test, classifier.module)
+        if getattr(ckpt.module, "num_classes", 0):
+            metrics["class_agreement"] = class_agreement(ckpt.module, images, latents, classifier.module)
         if ckpt.kind == "vae":
             binarised = bool((ckpt.card or {}).get("recipe", {}).get("binarize", False))
             nll_images = args.nll_images if args.nll_images is not None else (10_000 if device.type == "cuda" else 1000)
@@ -218,7 +236,10 @@ def run_epochs_table(snapshots: Path, args: argparse.Namespace, data: MNIST | No
         if ckpt.sha256 in done:
             rows.append({**done[ckpt.sha256], "epoch": epoch})
             continue
-        m = image_metrics(generate(ckpt, args.n, args.seed, device), test, classifier.module)
+        images, latents = generate_with_latents(ckpt, args.n, args.seed, device)
+        m = image_metrics(images, test, classifier.module)
+        if getattr(ckpt.module, "num_classes", 0):
+            m["class_agreement"] = class_agreement(ckpt.module, images, latents, classifier.module)
         rows.append({"epoch": epoch, "sha256": ckpt.sha256, **m})
         print(f"epoch {rows[-1]['epoch']:3d}: FID {m['fid']:.2f}  IS {m['inception_score']:.2f}  "
               f"class KL {m['class_kl_to_uniform']:.4f}", flush=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 PRESET_ORDER = ["vae-seed", "gan-seed", "vae", "gan"]
 FIGURES = {
     "vae": ["loss_curves.png", "reconstructions_epoch*.png", "tsne.png", "interpolation.png"],
-    "gan": ["loss_curves.png", "samples_epoch*.png", "interpolation.png"],
+    "gan": ["loss_curves.png", "samples_epoch*.png", "digits.png", "interpolation.png"],
 }
 # Quality targets for the served defaults (issue 4); the floor is the real-vs-test FID.
 GAN_FID_FACTOR, GAN_MIN_IS, GAN_HIST_RANGE = 4.0, 9.3, (0.07, 0.13)
@@ -102,11 +102,14 @@ def _epochs_table(path: Path) -> str:
         return "_No snapshot table: run `python -m trainer evaluate --snapshots runs/gan/snapshots --n 5000 " \
                "--out reports/gan_epochs.json`._"
     data = json.loads(path.read_text())
-    lines = [f"n = {data['n']} samples per snapshot.", "", "| epoch | FID | IS | class KL | digits covered |",
-             "|---|---|---|---|---|"]
+    agreement = any("class_agreement" in row for row in data["rows"])  # class-conditional generators
+    lines = [f"n = {data['n']} samples per snapshot.", "",
+             "| epoch | FID | IS | class KL | digits covered |" + (" class agreement |" if agreement else ""),
+             "|---|---|---|---|---|" + ("---|" if agreement else "")]
     for row in data["rows"]:
+        extra = f" {100 * row['class_agreement']:.1f} % |" if "class_agreement" in row else (" — |" if agreement else "")
         lines.append(f"| {row['epoch']} | {row['fid']:.2f} | {row['inception_score']:.2f} | "
-                     f"{row['class_kl_to_uniform']:.4f} | {row['digits_covered']} |")
+                     f"{row['class_kl_to_uniform']:.4f} | {row['digits_covered']} |{extra}")
     return "\n".join(lines)
 
 

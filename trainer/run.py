@@ -19,7 +19,7 @@ from trainer.common import seeded_generator, to_unit
 from trainer.data import MNIST
 from trainer.presets import Preset
 from trainer.train_classifier import train_classifier
-from trainer.train_gan import train_gan
+from trainer.train_gan import train_gan, with_class_prior
 from trainer.train_vae import train_vae
 
 TSNE_POINTS = 3000  # t-SNE is O(n log n) but slow on 2 cores; 3,000 test points show the structure
@@ -45,6 +45,11 @@ def _gan_figures(generator: Generator, preset: Preset, device: torch.device, run
         rows = torch.stack([generator.generate(interpolate(z[2 * i], z[2 * i + 1], 10, "slerp")) for i in range(5)])
     figures.interpolation_strips(rows, run_dir / "interpolation.png",
                                  title=f"{preset.name}: slerp between random latents")
+    if generator.num_classes:  # one row per digit, latents drawn from each digit's part of the latent space
+        classes = torch.arange(generator.num_classes).repeat_interleave(10)
+        with torch.no_grad():
+            samples = generator.generate(generator.latents_for_classes(classes, seeded_generator(preset.seed + 3, device)))
+        figures.sample_grid(samples, run_dir / "digits.png", title=f"{preset.name}: one row per digit", nrow=10)
 
 
 def train_preset(preset: Preset, data: MNIST, device: torch.device, out_dir: Path,
@@ -61,6 +66,7 @@ def train_preset(preset: Preset, data: MNIST, device: torch.device, out_dir: Pat
         final = {"train_loss": history["train_loss"][-1], "val_loss": history["val_loss"][-1],
                  "test_loss": history["test_loss"]}
     elif preset.family == "gan":
+        preset = with_class_prior(preset, data)
         generator = Generator(preset.generator).to(device)
         discriminator = Discriminator(preset.discriminator).to(device)
         module, history = train_gan(generator, discriminator, data, preset, device, out_dir, max_steps, progress)

@@ -1,6 +1,8 @@
-"""GAN training loop: BCE (the report's) or hinge loss, optional label smoothing and EMA."""
+"""GAN training loop: BCE (the report's) or hinge loss, optional label smoothing and EMA, and
+class-conditional models (real images with their labels, fakes with the class their latent asks for)."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -33,16 +35,31 @@ def generator_loss(preset: Preset, d_gen: torch.Tensor, probabilities: bool) -> 
     return bce(d_gen, torch.ones_like(d_gen))  # non-saturating loss (Goodfellow et al. 2014)
 
 
+def with_class_prior(preset: Preset, data: MNIST) -> Preset:
+    """A class-conditional generator gets the training labels' class shares (add-one smoothed, so no
+    class is impossible on a tiny data set): its samples then come in MNIST's own mix of digits."""
+    config = preset.generator
+    if config is None or not config.num_classes or config.class_prior:
+        return preset
+    counts = torch.bincount(data.train_labels.long().cpu(), minlength=config.num_classes).double() + 1
+    prior = tuple(round(float(v), 6) for v in counts / counts.sum())
+    prior = prior[:-1] + (round(1 - sum(prior[:-1]), 6),)  # sums to 1 exactly after rounding
+    return dataclasses.replace(preset, generator=dataclasses.replace(config, class_prior=prior))
+
+
 def train_gan(generator: Generator, discriminator: Discriminator, data: MNIST, preset: Preset,
               device: torch.device, run_dir: Path, max_steps: int | None = None,
               progress: bool = True) -> tuple[Generator, dict]:
     """Trains in place; returns the generator to serve (the EMA copy when ema_decay > 0)."""
     opt_g = adam(generator.parameters(), preset.lr, preset.betas)
-    opt_d = adam(discriminator.parameters(), preset.lr, preset.betas)
+    opt_d = adam(discriminator.parameters(), preset.lr_d or preset.lr, preset.betas)
     ema = None
     if preset.ema_decay > 0:
         ema = AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(preset.ema_decay), use_buffers=True)
     probabilities = discriminator.config.sigmoid
+    conditional = generator.num_classes > 0
+    if conditional != (discriminator.config.num_classes > 0):
+        raise ValueError("generator and discriminator must both be class-conditional, or neither")
     latent_dim = generator.latent_dim
     g = seeded_generator(preset.seed, device)
     fixed_z = torch.randn(64, latent_dim, generator=seeded_generator(preset.seed + 1, device), device=device)
@@ -56,13 +73,15 @@ def train_gan(generator: Generator, discriminator: Discriminator, data: MNIST, p
                             epochs=preset.epochs, max_steps=max_steps, progress=progress)
         for step, idx in enumerate(bar):
             real = to_unit(data.train_images[idx])
+            real_classes = data.train_labels[idx] if conditional else None
             if preset.data_range == "symmetric":
                 real = real * 2 - 1
             z = torch.randn(len(idx), latent_dim, generator=g, device=device)
             fake = generator(z)
+            fake_classes = generator.latent_classes(z) if conditional else None
             # discriminator step: fake is detached so G gets no gradient here
-            loss_real, loss_fake = discriminator_losses(preset, discriminator(real), discriminator(fake.detach()),
-                                                        probabilities)
+            loss_real, loss_fake = discriminator_losses(preset, discriminator(real, real_classes),
+                                                        discriminator(fake.detach(), fake_classes), probabilities)
             opt_d.zero_grad(set_to_none=True)
             (loss_real + loss_fake).backward()
             opt_d.step()
@@ -70,7 +89,7 @@ def train_gan(generator: Generator, discriminator: Discriminator, data: MNIST, p
             # gradients are not wanted here (the next D step starts from zero), and skipping them saves
             # ~10 % of the step's arithmetic without changing G's gradients by a bit
             discriminator.requires_grad_(False)
-            loss_g = generator_loss(preset, discriminator(fake), probabilities)
+            loss_g = generator_loss(preset, discriminator(fake, fake_classes), probabilities)
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             discriminator.requires_grad_(True)

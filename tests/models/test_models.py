@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from models import (ClassifierConfig, DigitClassifier, Discriminator, DiscriminatorConfig, Generator,
@@ -104,3 +105,63 @@ def test_dcgan_generator_same_images_in_eval_whichever_path():
     with torch.no_grad(), torch.enable_grad():
         slow = g.generate(z).detach()
     assert torch.allclose(fast, slow, atol=1e-5)
+
+
+def _conditional_generator(prior=()):
+    return Generator(GeneratorConfig(latent_dim=16, arch="dcgan", hidden_dim=16, output="tanh", num_classes=10,
+                                     class_prior=prior))
+
+
+def test_conditional_generator_reads_the_class_from_the_latent_with_the_prior_shares():
+    prior = (0.05,) * 9 + (0.55,)
+    generator = _conditional_generator(prior)
+    z = torch.randn(200_000, 16, generator=torch.Generator().manual_seed(0))
+    shares = torch.bincount(generator.latent_classes(z), minlength=10).double() / len(z)
+    assert torch.allclose(shares, torch.tensor(prior, dtype=torch.float64), atol=0.004)
+    uniform = torch.bincount(_conditional_generator().latent_classes(z), minlength=10).double() / len(z)
+    assert torch.allclose(uniform, torch.full((10,), 0.1, dtype=torch.float64), atol=0.004)
+
+
+def test_conditional_latents_land_in_their_class_and_stay_standard_normal():
+    generator = _conditional_generator().eval()
+    classes = torch.arange(10).repeat(2000)
+    z = generator.latents_for_classes(classes, torch.Generator().manual_seed(1))
+    assert torch.equal(generator.latent_classes(z), classes)
+    # all classes together: z[:, 0] is N(0, 1) again (mean 0, variance 1), the other coordinates untouched
+    assert abs(float(z[:, 0].mean())) < 0.03 and abs(float(z[:, 0].var()) - 1) < 0.05
+    with torch.no_grad():
+        images = generator.generate(z[:8])
+    assert images.shape == (8, 1, 28, 28) and images.min() >= 0 and images.max() <= 1
+
+
+def test_conditional_generator_class_changes_the_image_and_old_configs_still_load():
+    generator = _conditional_generator().eval()
+    z = torch.zeros(2, 16)
+    z[1, 0] = 2.0  # same latent but for the first coordinate's bucket (class 0 vs class 9)
+    assert generator.latent_classes(z).tolist() == [4, 9]  # 0 is the 50 % quantile's edge: bucket 4
+    with torch.no_grad():
+        a, b = generator(z)
+    assert not torch.allclose(a, b)
+    # the class edges are derived, not stored: the state dict has the unconditional model's keys
+    plain = Generator(GeneratorConfig(latent_dim=16, arch="dcgan", hidden_dim=16, output="tanh"))
+    assert generator.state_dict().keys() == plain.state_dict().keys()
+
+
+def test_projection_discriminator_needs_classes_and_uses_them():
+    config = DiscriminatorConfig(arch="dcgan", hidden_dim=8, activation="leaky_relu", spectral_norm=True,
+                                 sigmoid=False, num_classes=10)
+    discriminator = Discriminator(config).eval()
+    x = torch.rand(4, 1, 28, 28)
+    with torch.no_grad():
+        scores = discriminator(x, torch.tensor([0, 1, 2, 3]))
+        other = discriminator(x, torch.tensor([5, 6, 7, 8]))
+    assert scores.shape == (4,) and not torch.allclose(scores, other)
+    with pytest.raises(ValueError, match="classes"):
+        discriminator(x)
+    with pytest.raises(ValueError, match="raw scores"):
+        Discriminator(DiscriminatorConfig(arch="dcgan", hidden_dim=8, sigmoid=True, num_classes=10))
+
+
+def test_conditional_generator_rejects_a_bad_prior():
+    with pytest.raises(ValueError, match="class_prior"):
+        _conditional_generator((0.5, 0.5))

@@ -26,7 +26,8 @@ def test_help_explains_every_flag():
 
 
 @pytest.mark.parametrize("preset, figures", [
-    ("gan", ["loss_curves.png", "samples_epoch001.png", "samples_epoch002.png", "interpolation.png"]),
+    ("gan", ["loss_curves.png", "samples_epoch001.png", "samples_epoch002.png", "interpolation.png",
+             "digits.png"]),
     ("vae-seed", ["loss_curves.png", "reconstructions_epoch001.png", "reconstructions_epoch002.png",
                   "interpolation.png", "tsne.png"]),
 ])
@@ -42,6 +43,9 @@ def test_dry_run_writes_a_loadable_checkpoint_and_figures(tmp_path, preset, figu
         assert data.startswith(b"\x89PNG") and len(data) > 1000, name
     history = json.loads((tmp_path / "history.json").read_text())
     assert history
+    if preset == "gan":  # class-conditional: the checkpoint carries the training labels' class shares
+        prior = ckpt.module.config.class_prior
+        assert ckpt.module.num_classes == 10 and len(prior) == 10 and abs(sum(prior) - 1) < 1e-9
 
 
 def test_same_seed_same_run(tmp_path):

@@ -56,3 +56,31 @@ def test_epochs_table(tmp_path):
     assert rows[0]["fid"] != rows[1]["fid"]  # different weights
     # a rerun keeps the rows already measured, under their own epochs
     assert run_epochs_table(snapshots, args, data=data) == rows
+
+
+def test_class_agreement_has_known_answers():
+    import torch
+    from models import Generator, GeneratorConfig
+    from trainer.evaluate import class_agreement
+    generator = Generator(GeneratorConfig(latent_dim=16, arch="dcgan", hidden_dim=16, output="tanh", num_classes=10))
+    latents = torch.randn(5000, 16, generator=torch.Generator().manual_seed(0))
+    classes = generator.latent_classes(latents)
+    images = torch.zeros(5000, 1, 28, 28)
+    images[:, 0, 0, 0] = classes.float()  # a "classifier" that can read the class back from pixel (0, 0)
+    oracle = lambda x: torch.nn.functional.one_hot(x[:, 0, 0, 0].long(), 10).float()  # noqa: E731
+    always_zero = lambda x: torch.nn.functional.one_hot(torch.zeros(len(x)).long(), 10).float()  # noqa: E731
+    assert class_agreement(generator, images, latents, oracle) == 1.0
+    assert abs(class_agreement(generator, images, latents, always_zero) - 0.1) < 0.015
+
+
+def test_epochs_table_of_a_conditional_generator_reports_class_agreement(tmp_path):
+    from models import Generator, GeneratorConfig, save
+    weights = write_tiny_weights(tmp_path / "weights")
+    snapshots = tmp_path / "snapshots"
+    config = GeneratorConfig(latent_dim=16, arch="dcgan", hidden_dim=16, output="tanh", num_classes=10)
+    save(Generator(config).eval(), config, None, snapshots / "epoch005.safetensors")
+    rows = run_epochs_table(snapshots, args_for(tmp_path, weights, out=tmp_path / "reports" / "gan_epochs.json"),
+                            data=synthetic_mnist(n_train=300, n_test=200))
+    assert 0 <= rows[0]["class_agreement"] <= 1
+    report = write_report(tmp_path / "missing.json", tmp_path / "runs", weights, tmp_path / "reports").read_text()
+    assert "class agreement |" in report and f"{100 * rows[0]['class_agreement']:.1f} % |" in report

@@ -1,0 +1,29 @@
+"""The training benchmark's 'within noise' arithmetic, on histories with known answers."""
+import pytest
+
+from benchmarks.train import end_of_run_spread, within_noise
+
+
+def test_vae_spread_is_the_last_epochs_standard_deviation():
+    history = {"train_loss": [200.0] * 5 + [100.0, 102.0] * 5, "val_loss": [300.0] * 5 + [110.0] * 10}
+    spread = end_of_run_spread(history, "vae")
+    assert spread == {"train_loss": pytest.approx(1.0), "test_loss": pytest.approx(0.0)}
+
+
+def test_gan_spread_uses_100_step_means_of_the_last_epochs():
+    # 12 epochs of 200 steps; the last 10 alternate between blocks of 100 steps at 1.0 and at 3.0
+    steps = [50.0] * 400 + ([1.0] * 100 + [3.0] * 100) * 10
+    history = {"d_real": steps, "d_fake": [0.5] * len(steps), "g": steps,
+               "epoch_end_step": [200 * (i + 1) for i in range(12)]}
+    spread = end_of_run_spread(history, "gan")
+    assert spread["d_real"] == pytest.approx(1.0) and spread["g"] == pytest.approx(1.0)
+    assert spread["d_fake"] == 0.0
+
+
+def test_within_noise_compares_against_twice_the_plain_runs_spread():
+    plain = {"runs": [{"preset": "vae-seed", "final": {"test_loss": 107.0}, "end_of_run_spread": {"test_loss": 0.4}}]}
+    close = {"runs": [{"preset": "vae-seed", "final": {"test_loss": 107.7}}]}
+    far = {"runs": [{"preset": "vae-seed", "final": {"test_loss": 108.0}}]}
+    assert within_noise(plain, close)["vae-seed"]["test_loss"]["within"] is True
+    verdict = within_noise(plain, far)["vae-seed"]["test_loss"]
+    assert verdict["within"] is False and verdict["difference"] == pytest.approx(1.0)
