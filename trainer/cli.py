@@ -1,4 +1,4 @@
-"""`python -m trainer {fetch-data,train,evaluate,report}`."""
+"""`python -m trainer {fetch-data,train,evaluate,experiment,report}`."""
 from __future__ import annotations
 
 import argparse
@@ -61,6 +61,25 @@ def build_parser() -> argparse.ArgumentParser:
                           help="instead: evaluate every GAN snapshot in this folder (quality by epoch); "
                                "use with --out reports/gan_epochs.json")
 
+    experiment = sub.add_parser("experiment", help="short GAN experiments quoted in the report's discussion",
+                                description="pilot: a few epochs of a variant of the gan preset, raw generator "
+                                            "scored; posthoc: sampling-time changes to a trained generator.")
+    experiment.add_argument("kind", choices=["pilot", "posthoc"])
+    experiment.add_argument("--name", default="pilot", help="pilot: a label for the printed row")
+    experiment.add_argument("--overrides", default="{}",
+                            help='pilot: JSON changes to the gan preset, e.g. \'{"gan_loss": "bce", '
+                                 '"discriminator": {"spectral_norm": false}}\'')
+    experiment.add_argument("--epochs", type=int, default=3, help="pilot: epochs (default 3)")
+    experiment.add_argument("--weights", type=Path, default=BUNDLED_WEIGHTS / "gan.safetensors",
+                            help="posthoc: the generator checkpoint (default: the bundled gan)")
+    experiment.add_argument("--n", type=int, help="samples scored (default: 2000 for pilot, 5000 for posthoc)")
+    experiment.add_argument("--seed", type=int, default=0, help="sampling seed")
+    experiment.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    experiment.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="folder with the MNIST IDX files")
+    experiment.add_argument("--weights-dir", type=Path, default=BUNDLED_WEIGHTS, help="where classifier.safetensors is")
+    experiment.add_argument("--out", type=Path, help="also write the rows as JSON here")
+    experiment.add_argument("--max-steps", type=int, help=argparse.SUPPRESS)  # tests: cap steps per epoch
+
     report = sub.add_parser("report", help="write reports/REPORT.md with figures and the metrics table")
     report.add_argument("--metrics", type=Path, default=Path("reports/metrics.json"))
     report.add_argument("--runs", type=Path, default=Path("runs"), help="training run folders with figures")
@@ -106,6 +125,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from trainer.experiments import main as run_experiment
+    if args.n is None:
+        args.n = 2000 if args.kind == "pilot" else 5000
+    run_experiment(args)
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from trainer.report import write_report
     path = write_report(args.metrics, args.runs, args.weights_dir, args.out)
@@ -115,7 +142,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"fetch-data": cmd_fetch, "train": cmd_train, "evaluate": cmd_evaluate, "report": cmd_report}
+    handlers = {"fetch-data": cmd_fetch, "train": cmd_train, "evaluate": cmd_evaluate, "experiment": cmd_experiment,
+                "report": cmd_report}
     try:
         return handlers[args.command](args)
     except DataError as exc:

@@ -19,6 +19,9 @@ VAE_FID_FACTOR, VAE_MAX_NLL = 0.5, 90.0
 def _copy_figures(runs: Path, out: Path, preset: str, family: str) -> list[str]:
     copied = []
     source = runs / preset
+    target_dir = out / "figures" / preset
+    if source.is_dir() and target_dir.is_dir():  # a new run replaces the old run's figures, none linger
+        shutil.rmtree(target_dir)
     for pattern in FIGURES[family]:
         for path in sorted(source.glob(pattern)):
             target = out / "figures" / preset / path.name

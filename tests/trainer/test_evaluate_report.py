@@ -36,7 +36,11 @@ def test_evaluate_and_report_end_to_end(tmp_path):
     runs = tmp_path / "runs"
     (runs / "gan").mkdir(parents=True)
     (runs / "gan" / "samples_epoch001.png").write_bytes(b"\x89PNG fake")
+    stale = tmp_path / "reports" / "figures" / "gan" / "samples_epoch999.png"  # from an earlier, longer run
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"old")
     report = write_report(tmp_path / "reports" / "metrics.json", runs, weights, tmp_path / "reports")
+    assert not stale.exists() and (stale.parent / "samples_epoch001.png").exists()
     text = report.read_text()
     assert "| gan |" in text and "real train vs test (floor)" in text
     assert "Targets for the served defaults" in text
@@ -84,3 +88,28 @@ def test_epochs_table_of_a_conditional_generator_reports_class_agreement(tmp_pat
     assert 0 <= rows[0]["class_agreement"] <= 1
     report = write_report(tmp_path / "missing.json", tmp_path / "runs", weights, tmp_path / "reports").read_text()
     assert "class agreement |" in report and f"{100 * rows[0]['class_agreement']:.1f} % |" in report
+
+
+def test_experiments_pilot_and_posthoc_run_end_to_end(tmp_path):
+    from models import Generator, GeneratorConfig, save
+    from trainer.experiments import main as run_experiment, recalibrated
+    weights = write_tiny_weights(tmp_path / "weights")
+    data = synthetic_mnist(n_train=300, n_test=200)
+    config = GeneratorConfig(latent_dim=16, arch="dcgan", hidden_dim=16, output="tanh")
+    save(Generator(config).eval(), config, None, tmp_path / "g.safetensors")
+    common = dict(device="cpu", weights_dir=weights, n=200, seed=0, name="tiny", epochs=1, max_steps=2,
+                  weights=tmp_path / "g.safetensors")
+    rows = run_experiment(argparse.Namespace(kind="posthoc", out=tmp_path / "posthoc.json", overrides="{}", **common),
+                          data=data)
+    assert [r["name"] for r in rows][:3] == ["real train images (reference)", "as trained",
+                                             "BatchNorm statistics re-estimated"]
+    assert all(0 <= r["share_confidence_below_0.9"] <= 1 for r in rows)
+    assert json.loads((tmp_path / "posthoc.json").read_text()) == rows
+    pilot = run_experiment(argparse.Namespace(kind="pilot", out=None, **common, overrides=json.dumps(
+        {"gan_loss": "bce", "generator": {"hidden_dim": 16, "num_classes": 10},
+         "discriminator": {"hidden_dim": 8, "num_classes": 10, "spectral_norm": False}})), data=data)
+    assert pilot[0]["name"] == "tiny (1 epochs, raw generator)" and pilot[0]["fid"] > 0
+    # re-estimated BatchNorm statistics are the activations' own: the first BN's running mean moves
+    import torch
+    generator = Generator(config).eval()
+    assert not torch.equal(recalibrated(generator).net[2].running_mean, generator.net[2].running_mean)
