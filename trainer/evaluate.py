@@ -28,20 +28,17 @@ NLL_METHOD = (
 
 
 @torch.no_grad()
-def generate_with_latents(ckpt: LoadedCheckpoint, n: int, seed: int, device: torch.device,
-                          batch: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
-    """n samples (n, 1, 28, 28) in [0, 1], quantised to 8 bits like the service's PNGs, and their latents."""
+def generate_with_latents(generator: torch.nn.Module, n: int, seed: int, device: torch.device,
+                          truncation: float = 1.0, batch: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+    """n samples (n, 1, 28, 28) in [0, 1], quantised to 8 bits like the service's PNGs, and their latents
+    (scaled by `truncation`; 1 = plain N(0, I))."""
     g = torch.Generator().manual_seed(seed)
     images, latents = [], []
     for start in range(0, n, batch):
-        z = torch.randn(min(batch, n - start), ckpt.module.latent_dim, generator=g).to(device)
-        images.append(ckpt.module.generate(z).mul(255).round().div(255))
+        z = torch.randn(min(batch, n - start), generator.latent_dim, generator=g).to(device) * truncation
+        images.append(generator.generate(z).mul(255).round().div(255))
         latents.append(z)
     return torch.cat(images), torch.cat(latents)
-
-
-def generate(ckpt: LoadedCheckpoint, n: int, seed: int, device: torch.device, batch: int = 1000) -> torch.Tensor:
-    return generate_with_latents(ckpt, n, seed, device, batch)[0]
 
 
 @torch.no_grad()
@@ -179,7 +176,7 @@ def run_evaluate(args: argparse.Namespace, data: MNIST | None = None) -> dict:
         if ckpt.kind not in ("vae", "generator"):
             continue
         started = time.perf_counter()
-        images, latents = generate_with_latents(ckpt, n, args.seed, device)
+        images, latents = generate_with_latents(ckpt.module, n, args.seed, device)
         metrics = image_metrics(images, test, classifier.module)
         if getattr(ckpt.module, "num_classes", 0):
             metrics["class_agreement"] = class_agreement(ckpt.module, images, latents, classifier.module)
@@ -236,7 +233,7 @@ def run_epochs_table(snapshots: Path, args: argparse.Namespace, data: MNIST | No
         if ckpt.sha256 in done:
             rows.append({**done[ckpt.sha256], "epoch": epoch})
             continue
-        images, latents = generate_with_latents(ckpt, args.n, args.seed, device)
+        images, latents = generate_with_latents(ckpt.module, args.n, args.seed, device)
         m = image_metrics(images, test, classifier.module)
         if getattr(ckpt.module, "num_classes", 0):
             m["class_agreement"] = class_agreement(ckpt.module, images, latents, classifier.module)

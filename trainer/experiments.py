@@ -23,21 +23,16 @@ from models.devices import resolve_device
 from models.gan import Discriminator, Generator
 from trainer.common import to_unit
 from trainer.data import MNIST, load_mnist
+from trainer.evaluate import generate_with_latents
 from trainer.metrics import image_metrics
 from trainer.presets import get_preset
 from trainer.train_gan import train_gan, with_class_prior
 
 
 def _samples(generator: Generator, n: int, seed: int, truncation: float = 1.0) -> torch.Tensor:
-    """n samples quantised to 8 bits, as `evaluate` makes them; latents scaled by `truncation`."""
-    g = torch.Generator().manual_seed(seed)
+    """n samples as `evaluate` makes them (same latents for the same seed), latents scaled by `truncation`."""
     device = next(generator.parameters()).device
-    out = []
-    with torch.no_grad():
-        for start in range(0, n, 1000):
-            z = torch.randn(min(1000, n - start), generator.latent_dim, generator=g).to(device) * truncation
-            out.append(generator.generate(z).mul(255).round().div(255))
-    return torch.cat(out)
+    return generate_with_latents(generator, n, seed, device, truncation)[0]
 
 
 def _score(name: str, images: torch.Tensor, test: torch.Tensor, classifier, unsure_below: float = 0.9) -> dict:
