@@ -1,9 +1,20 @@
 """Dynamic batching: concurrent requests for one model share a forward pass.
 
 Each request brings its own latents (drawn from its own seeded generator), so what it gets
-back does not depend on which other requests shared the batch. The forward pass runs in the
-registry's single inference thread, so the event loop keeps accepting and encoding meanwhile;
-requests that arrive during a forward pass form the next batch.
+back does not depend on which other requests shared the batch. Requests that arrive during a
+forward pass form the next batch. A request may also bring a `finish` function (e.g. its PNG
+encoder), applied to its rows right after the forward pass, wherever that ran.
+
+Where the forward pass runs depends on its cost. A batch of at most `inline_rows` latents runs
+on the event loop itself; a bigger one in the registry's inference thread, so the loop keeps
+accepting requests meanwhile. Handing a small batch to the thread costs more than computing it:
+the two threads then take turns at the GIL, each hand-off a futex wake-up, and on the 2-core
+machine that made single-image requests of the report's MLP ~25 % slower than running them in
+place (benchmarks/README.md). `inline_rows` comes from a time budget and each model's cost per
+row, measured at start-up (service/registry.py, service/inference.py), so the loop never stalls
+for longer than the budget. Concurrent forward passes of one model (an inline batch and, say,
+a `digit=` request in the thread) are safe: serving modules are in eval mode and only read
+their parameters and buffers.
 """
 from __future__ import annotations
 
@@ -14,17 +25,20 @@ from concurrent.futures import Executor
 import torch
 
 BatchFn = Callable[[torch.Tensor], torch.Tensor]
+Finish = Callable[[torch.Tensor], object]
+_Item = tuple[torch.Tensor, "Finish | None", asyncio.Future]
 
 
 class Batcher:
     def __init__(self, fn: BatchFn, executor: Executor, max_batch_size: int, wait_ms: float,
-                 on_batch: Callable[[int], None] | None = None):
+                 on_batch: Callable[[int], None] | None = None, inline_rows: int = 0):
         self._fn = fn
+        self._inline_rows = inline_rows
         self._executor = executor
         self._max = max_batch_size
         self._wait = wait_ms / 1000.0
         self._on_batch = on_batch
-        self._queue: asyncio.Queue[tuple[torch.Tensor, asyncio.Future]] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -40,13 +54,13 @@ class Batcher:
                 pass
             self._task = None
 
-    async def submit(self, latents: torch.Tensor) -> torch.Tensor:
-        """latents: (n, D) -> whatever fn returns for those rows."""
+    async def submit(self, latents: torch.Tensor, finish: Finish | None = None):
+        """latents: (n, D) -> what fn returns for those rows, passed through `finish` when given."""
         future: asyncio.Future = asyncio.get_running_loop().create_future()
-        await self._queue.put((latents, future))
+        await self._queue.put((latents, finish, future))
         return await future
 
-    async def _gather(self) -> list[tuple[torch.Tensor, asyncio.Future]]:
+    async def _gather(self) -> list[_Item]:
         items = [await self._queue.get()]
         size = items[0][0].shape[0]
         deadline = asyncio.get_running_loop().time() + self._wait
@@ -68,26 +82,47 @@ class Batcher:
             size += item[0].shape[0]
         return items
 
+    def _work(self, latents: torch.Tensor, items: list[_Item]) -> list[tuple[bool, object]]:
+        """One forward pass, then each request's rows, finished. A failing finish fails its own
+        request only: (ok, result or exception) per item."""
+        output = self._fn(latents)
+        results, start = [], 0
+        for z, finish, _ in items:
+            rows = output[start:start + z.shape[0]]
+            start += z.shape[0]
+            if finish is None:
+                results.append((True, rows))
+                continue
+            try:
+                results.append((True, finish(rows)))
+            except Exception as exc:
+                results.append((False, exc))
+        return results
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             items = await self._gather()
-            items = [(z, f) for z, f in items if not f.cancelled()]  # client went away
+            items = [item for item in items if not item[2].cancelled()]  # client went away
             if not items:
                 continue
-            latents = torch.cat([z for z, _ in items]) if len(items) > 1 else items[0][0]
+            latents = torch.cat([z for z, _, _ in items]) if len(items) > 1 else items[0][0]
             try:
-                output = await loop.run_in_executor(self._executor, self._fn, latents)
+                if latents.shape[0] <= self._inline_rows:
+                    results = self._work(latents, items)
+                else:
+                    results = await loop.run_in_executor(self._executor, self._work, latents, items)
             except Exception as exc:  # the forward failed: every waiter learns it, the loop goes on
-                for _, future in items:
+                for _, _, future in items:
                     if not future.done():
                         future.set_exception(exc)
                 continue
             if self._on_batch is not None:
                 self._on_batch(latents.shape[0])
-            start = 0
-            for z, future in items:
-                end = start + z.shape[0]
-                if not future.done():
-                    future.set_result(output[start:end])
-                start = end
+            for (_, _, future), (ok, result) in zip(items, results):
+                if future.done():
+                    continue
+                if ok:
+                    future.set_result(result)
+                else:
+                    future.set_exception(result)

@@ -19,6 +19,10 @@ class Settings(BaseSettings):
     # 0 = opportunistic batching: a batch is whatever queued while the previous forward pass ran,
     # so a lone request never waits; a few ms can pay off on a GPU, where bigger batches are ~free
     batch_wait_ms: float = Field(0.0, ge=0, le=10_000, description="how long a batch waits for company")
+    # a batch that should take at most this long runs on the event loop instead of the inference
+    # thread (service/batching.py says why); 0 = always the thread. CPU only: a GPU forward pass
+    # ends in a wait for the device, which must not hold up the loop.
+    inline_budget_ms: float = Field(5.0, ge=0, le=1000, description="largest batch cost run on the event loop")
     max_samples: int = Field(4096, ge=1, le=1_000_000, description="most images per /sample request")
     max_latents: int = Field(4096, ge=1, le=1_000_000, description="most latents per /decode request")
     max_steps: int = Field(64, ge=2, le=10_000, description="most interpolation steps")

@@ -15,6 +15,8 @@ tests/service/test_fastpath.py checks the two paths agree byte for byte.
 """
 from __future__ import annotations
 
+import logging
+from functools import partial
 from urllib.parse import parse_qsl
 
 from service import imaging
@@ -26,6 +28,9 @@ from service.routes.common import NPY_MEDIA_TYPE, output_size_problem
 from service.routes.sample import MAX_SEED, new_seed
 from service.schemas import MAX_NROW
 
+log = logging.getLogger("digitgen")
+_ERROR_BODY = b'{"detail":"internal server error"}'
+_ERROR_HEADERS = [(b"content-length", str(len(_ERROR_BODY)).encode()), (b"content-type", b"application/json")]
 _PARAMS = frozenset({"model", "n", "seed", "format", "nrow", "scale"})
 _INT_PARAMS = ("n", "seed", "nrow", "scale")
 
@@ -48,7 +53,15 @@ class SampleFastPath:
         if scope["type"] == "http" and scope["path"] == "/sample" and scope["method"] == "GET":
             plan = self._plan(scope)
             if plan is not None:
-                await self._answer(scope, send, *plan)
+                try:
+                    await self._answer(scope, send, *plan)
+                except Exception:
+                    # what FastAPI's error handler does for the route: log it, answer a JSON 500 (this
+                    # path sits in front of FastAPI's error middleware); _answer sends nothing before
+                    # its work is done, so no response has started
+                    log.exception("unhandled error on GET /sample (lean path)")
+                    await send({"type": "http.response.start", "status": 500, "headers": _ERROR_HEADERS})
+                    await send({"type": "http.response.body", "body": _ERROR_BODY})
                 return
         await self.app(scope, receive, send)
 
@@ -98,11 +111,12 @@ class SampleFastPath:
         scope["route"] = self.route
         scope[MODEL_KEY] = served.name
         seed = new_seed() if seed is None else seed
-        images = await self.state.inference.generate(served, latents_for_seed(seed, n, served.latent_dim))
+        # the encoder runs right after the batch's forward pass, where that ran (service/batching.py)
         if fmt == "png":
-            body, media_type = imaging.images_png(images, nrow=nrow, scale=scale), b"image/png"
+            finish, media_type = partial(imaging.images_png, nrow=nrow, scale=scale), b"image/png"
         else:
-            body, media_type = imaging.encode_npy(images), NPY_MEDIA_TYPE.encode()
+            finish, media_type = imaging.encode_npy, NPY_MEDIA_TYPE.encode()
+        body = await self.state.inference.generate(served, latents_for_seed(seed, n, served.latent_dim), finish)
         # the header order of a Starlette Response built with these headers
         headers = [(b"x-seed", str(seed).encode()), (b"x-model", served.name.encode()),
                    (b"content-length", str(len(body)).encode()), (b"content-type", media_type)]

@@ -3,6 +3,7 @@ and encoding uint8 images as PNG, grids, NumPy arrays and base64."""
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import math
 import struct
@@ -143,10 +144,15 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 
 _IEND = _chunk(b"IEND", b"")
-# zlib level 1, not the default 6: on gan's digits it is 1.7x faster for one 28x28 image (273 vs
-# 259 bytes) and 7.5x faster for a 64-image grid (15.8 vs 14.3 kB); CPU is what a busy server
-# lacks, bytes are cheap
+# zlib level 1, not the default 6: 7.5x faster for a 64-image grid of gan's digits (15.8 vs 14.3 kB);
+# CPU is what a busy server lacks, bytes are cheap
 PNG_ZLIB_LEVEL = 1
+# Pixel data up to this size is stored (zlib level 0), not compressed. One 28x28 digit is 812 bytes
+# of rows: deflate takes 17 us for gan's digits (-> 271 bytes) and 30 us for the report MLP's noisier
+# ones (-> 614 bytes), storing takes 2 us (-> 823 bytes), and either way the response fits in one
+# TCP segment, so compressing it saved no packets while costing a fifth of a request's CPU in the
+# service (benchmarks/README.md). Grids and enlarged images are compressed.
+PNG_STORE_MAX_BYTES = 1024
 
 
 def encode_png(image: torch.Tensor) -> bytes:
@@ -160,9 +166,18 @@ def encode_png(image: torch.Tensor) -> bytes:
     height, width = pixels.shape
     rows = np.zeros((height, width + 1), dtype=np.uint8)  # a leading 0 per row: filter type "None"
     rows[:, 1:] = pixels
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit, greyscale, no interlace
-    idat = zlib.compress(rows.tobytes(), PNG_ZLIB_LEVEL)
-    return PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", idat) + _IEND
+    idat = zlib.compress(rows, 0 if rows.nbytes <= PNG_STORE_MAX_BYTES else PNG_ZLIB_LEVEL)
+    return b"".join((_head(width, height), struct.pack(">I", len(idat)), b"IDAT", idat,
+                     struct.pack(">I", zlib.crc32(idat, _IDAT_CRC)), _IEND))
+
+
+@functools.lru_cache(maxsize=256)
+def _head(width: int, height: int) -> bytes:
+    """Signature and IHDR chunk: 8-bit, greyscale, no interlace."""
+    return PNG_SIGNATURE + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+
+
+_IDAT_CRC = zlib.crc32(b"IDAT")  # a chunk's CRC covers its type too: crc32(data, crc32(type))
 
 
 def images_png(images_u8: torch.Tensor, nrow: int = 8, scale: int = 1) -> bytes:

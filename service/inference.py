@@ -1,7 +1,9 @@
 """Predict step of every endpoint: tensors in, tensors out, on the registry's device.
 
-All torch work runs in one inference thread (`Inference.executor`), never on the event loop,
-and the sampling path goes through a Batcher per model.
+Torch work runs in one inference thread (`Inference.executor`), off the event loop, with one
+exception: the sampling path goes through a Batcher per model, which runs batches that fit the
+event loop's time budget (DIGITGEN_INLINE_BUDGET_MS, a few milliseconds) in place, because for
+them the hand-off to the thread costs more than the work (service/batching.py).
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from models.latent import interpolate
-from service.batching import Batcher
+from service.batching import Batcher, Finish
 from service.imaging import to_uint8
 from service.metrics import Metrics
 from service.registry import Registry, ServedModel
@@ -27,6 +29,14 @@ CPU_CHUNK = 128
 
 def _chunked_on_cpu(model: ServedModel) -> bool:
     return model.device.type == "cpu" and getattr(model.module.config, "arch", "mlp") != "mlp"
+
+
+def inline_rows(model: ServedModel, budget_ms: float) -> int:
+    """The largest batch of this model that fits the event loop's time budget: 0 on a GPU (a
+    forward pass there ends in a wait for the device) or without a measured cost."""
+    if model.device.type != "cpu" or not model.seconds_per_row or budget_ms <= 0:
+        return 0
+    return int(budget_ms / 1000 / model.seconds_per_row)
 
 
 class DigitNotFound(RuntimeError):
@@ -48,7 +58,7 @@ class Classified:
 
 class Inference:
     def __init__(self, registry: Registry, metrics: Metrics, max_batch_size: int, batch_wait_ms: float,
-                 digit_max_rounds: int, digit_min_confidence: float):
+                 digit_max_rounds: int, digit_min_confidence: float, inline_budget_ms: float = 0.0):
         self.registry = registry
         self.metrics = metrics
         # one thread: torch already parallelises inside an op, and one thread keeps batches in order
@@ -56,11 +66,13 @@ class Inference:
         self.digit_max_rounds = digit_max_rounds
         self.digit_min_confidence = digit_min_confidence
         self.batchers: dict[str, Batcher] = {}
+        self.inline_rows: dict[str, int] = {}
         for name, model in registry.models.items():
             if model.is_generative:
+                self.inline_rows[name] = inline_rows(model, inline_budget_ms)
                 self.batchers[name] = Batcher(
                     lambda z, m=model: self._generate_u8(m, z), self.executor, max_batch_size, batch_wait_ms,
-                    on_batch=metrics.batch_size.labels(name).observe,
+                    on_batch=metrics.batch_size.labels(name).observe, inline_rows=self.inline_rows[name],
                 )
 
     def start(self) -> None:
@@ -141,8 +153,9 @@ class Inference:
     def interpolate_latents(self, z_a: torch.Tensor, z_b: torch.Tensor, steps: int, method: str) -> torch.Tensor:
         return interpolate(z_a.double(), z_b.double(), steps, method).float()
 
-    async def generate(self, model: ServedModel, latents: torch.Tensor) -> torch.Tensor:
-        """Batched: (n, D) latents -> uint8 (n, 1, 28, 28)."""
-        images = await self.batchers[model.name].submit(latents)
+    async def generate(self, model: ServedModel, latents: torch.Tensor, finish: Finish | None = None):
+        """Batched: (n, D) latents -> uint8 (n, 1, 28, 28), or what `finish` (run in the inference
+        thread, e.g. an encoder) makes of them."""
+        result = await self.batchers[model.name].submit(latents, finish)
         self.metrics.images.labels(model.name).inc(latents.shape[0])
-        return images
+        return result

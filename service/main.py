@@ -54,7 +54,7 @@ async def lifespan(app: FastAPI):
         log.error("startup failed: %s", exc)
         raise
     inference = Inference(registry, metrics, settings.max_batch_size, settings.batch_wait_ms,
-                          settings.digit_max_rounds, settings.digit_min_confidence)
+                          settings.digit_max_rounds, settings.digit_min_confidence, settings.inline_budget_ms)
     inference.start()
     # everything loaded so far lives as long as the process: keep it out of the cyclic GC's
     # generations, so full collections under load do not walk torch's and FastAPI's object graphs
@@ -66,6 +66,9 @@ async def lifespan(app: FastAPI):
     metrics.models_loaded.set(len(registry.models))
     log.info("digitgen ready on %s (%d torch threads): %s", registry.device, threads,
              ", ".join(f"{m.name}[{m.kind}]" for m in registry.models.values()))
+    log.info("batches run on the event loop up to: %s (DIGITGEN_INLINE_BUDGET_MS=%g)",
+             ", ".join(f"{name} {rows} rows" for name, rows in inference.inline_rows.items()),
+             settings.inline_budget_ms)
     try:
         yield
     finally:
@@ -89,7 +92,8 @@ def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "internal server error"}, status_code=500)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_api(settings: Settings | None = None) -> FastAPI:
+    """The FastAPI app: every route, the error handlers and the lifespan."""
     settings = settings or get_settings()
     app = FastAPI(
         title="digitgen",
@@ -110,13 +114,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)
-    if settings.fast_path:
-        app.add_middleware(SampleFastPath, state=app.state)  # innermost: CORS and metrics wrap it too
-    if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "Content-Type"], expose_headers=["X-Seed"])
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app
+
+
+class Service:
+    """The ASGI app uvicorn runs: metrics, CORS and the lean /sample path in front of the FastAPI app.
+
+    They sit in front of FastAPI rather than in its middleware stack because that stack (error,
+    telemetry and body-limit middleware, then routing) is most of what a request costs: on the 2-core
+    machine a bare ASGI app on the same uvicorn answers a constant PNG for ~27 us of CPU, the FastAPI
+    ceiling app for ~84 us (benchmarks/README.md). The lean path needs none of it; every other
+    request still goes through all of it. Order, outermost first: metrics (times everything),
+    CORS (headers on every answer), lean path, FastAPI."""
+
+    def __init__(self, api: FastAPI):
+        self.api = api
+        settings: Settings = api.state.settings
+        inner = api
+        if settings.fast_path:
+            inner = SampleFastPath(inner, state=api.state)
+        if settings.cors_origins:
+            inner = CORSMiddleware(inner, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                                   allow_headers=["Authorization", "Content-Type"], expose_headers=["X-Seed"])
+        self._app = MetricsMiddleware(inner, metrics=api.state.metrics)
+
+    @property
+    def state(self):
+        return self.api.state
+
+    async def __call__(self, scope, receive, send) -> None:
+        await self._app(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> Service:
+    return Service(create_api(settings))
 
 
 app = create_app()

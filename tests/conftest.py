@@ -71,7 +71,7 @@ async def async_client(weights_dir: Path, **overrides):
     """An httpx AsyncClient on the app with its lifespan running, for truly concurrent requests."""
     from service.main import create_app
     app = create_app(make_settings(weights_dir, **overrides))
-    async with app.router.lifespan_context(app):
+    async with app.api.router.lifespan_context(app.api):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
             yield c, app

@@ -91,3 +91,71 @@ def test_big_cpu_batches_of_a_conv_generator_run_in_chunks_with_the_same_rows(ti
     one_by_one = torch.cat([Inference._generate_u8(model, z[None]) for z in latents])
     assert whole.shape == (len(latents), 1, 28, 28) and whole.dtype == torch.uint8
     assert torch.equal(whole, one_by_one)
+
+
+def _thread_recording_batcher(executor, inline_rows, seen):
+    import threading
+
+    def fn(z):
+        seen.append(threading.current_thread().name)
+        return z * 2
+    return Batcher(fn, executor, max_batch_size=64, wait_ms=0, inline_rows=inline_rows)
+
+
+def test_cheap_batches_run_on_the_event_loop_and_dear_ones_in_the_inference_thread():
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    seen = []
+
+    async def scenario():
+        executor = ThreadPoolExecutor(1, thread_name_prefix="infer")
+        batcher = _thread_recording_batcher(executor, inline_rows=4, seen=seen)
+        batcher.start()
+        small = await batcher.submit(torch.ones(4, 1))
+        big = await batcher.submit(torch.ones(5, 1))
+        await batcher.stop()
+        executor.shutdown()
+        return small, big
+
+    small, big = run(scenario())
+    assert torch.equal(small, torch.full((4, 1), 2.0)) and torch.equal(big, torch.full((5, 1), 2.0))
+    assert seen[0] == threading.current_thread().name  # asyncio.run drives the loop from this thread
+    assert seen[1].startswith("infer")
+
+
+def test_each_request_is_finished_on_its_own_rows_and_a_failing_finish_fails_only_its_request():
+    from concurrent.futures import ThreadPoolExecutor
+
+    def finish_or_fail(rows):
+        if (rows < 0).any():
+            raise ValueError("cannot encode")
+        return rows.sum().item()
+
+    async def scenario():
+        executor = ThreadPoolExecutor(1)
+        for inline in (0, 64):  # the same answers in the thread and on the loop
+            batcher = Batcher(lambda z: z * 10, executor, max_batch_size=64, wait_ms=20, inline_rows=inline)
+            batcher.start()
+            outcome = await asyncio.gather(
+                batcher.submit(torch.ones(2, 1), finish_or_fail), batcher.submit(-torch.ones(1, 1), finish_or_fail),
+                batcher.submit(torch.full((3, 1), 2.0)), return_exceptions=True)
+            await batcher.stop()
+            assert outcome[0] == 20.0
+            assert isinstance(outcome[1], ValueError)
+            assert torch.equal(outcome[2], torch.full((3, 1), 20.0))
+        executor.shutdown()
+
+    run(scenario())
+
+
+def test_the_inline_limit_follows_the_budget_and_the_device(tiny_weights):
+    from service.inference import inline_rows
+    from service.registry import load_registry
+
+    model = load_registry(tiny_weights, "cpu").get("gan")
+    assert model.seconds_per_row > 0  # measured at start-up
+    assert inline_rows(model, 0) == 0
+    assert inline_rows(model, 4.0) == int(0.004 / model.seconds_per_row)
+    assert inline_rows(model, 8.0) >= 2 * inline_rows(model, 4.0)
+    on_gpu = type(model)(**{**model.__dict__, "device": torch.device("cuda")})
+    assert inline_rows(on_gpu, 4.0) == 0  # a GPU forward pass ends in a wait: never on the loop

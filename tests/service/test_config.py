@@ -22,7 +22,8 @@ def test_defaults_and_environment(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("name, value", [("DIGITGEN_DEVICE", "gpu"), ("DIGITGEN_MAX_BATCH_SIZE", "0"),
-                                         ("DIGITGEN_MAX_SAMPLES", "lots"), ("DIGITGEN_BATCH_WAIT_MS", "-1")])
+                                         ("DIGITGEN_MAX_SAMPLES", "lots"), ("DIGITGEN_BATCH_WAIT_MS", "-1"),
+                                         ("DIGITGEN_INLINE_BUDGET_MS", "-0.5")])
 def test_bad_settings_are_refused(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError):

@@ -93,3 +93,25 @@ def test_cors_headers_wrap_the_fast_path(tiny_weights):
     assert r.status_code == 200
     assert r.headers["access-control-allow-origin"] == "https://app.example"
     assert "x-seed" in r.headers["access-control-expose-headers"].lower()
+
+
+def test_a_failure_on_the_fast_path_is_a_json_500_and_the_service_goes_on(tiny_weights, monkeypatch):
+    from service.inference import Inference
+    original = Inference.generate
+    calls = []
+
+    async def failing_once(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("simulated forward failure")
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Inference, "generate", failing_once)
+    with make_client(tiny_weights) as c:
+        failed = c.get("/sample?model=gan&seed=1")
+        after = c.get("/sample?model=gan&seed=1")
+        metrics = c.get("/metrics").text
+    assert failed.status_code == 500 and failed.json() == {"detail": "internal server error"}
+    assert "Traceback" not in failed.text and "simulated" not in failed.text
+    assert after.status_code == 200 and after.headers["content-type"] == "image/png"
+    assert 'digitgen_requests_total{method="GET",model="gan",route="/sample",status="500"} 1.0' in metrics

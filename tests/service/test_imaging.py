@@ -93,6 +93,25 @@ def test_png_encoder_round_trips_through_pillow(shape):
     assert np.array_equal(np.asarray(decoded), pixels.numpy())
 
 
+def test_one_digit_is_stored_and_grids_are_compressed():
+    import zlib
+
+    from service.imaging import PNG_STORE_MAX_BYTES, images_png
+
+    digits = torch.zeros(64, 1, 28, 28, dtype=torch.uint8)
+    digits[:, :, 8:20, 10:18] = 200  # mostly background, as digits are: deflate would shrink it
+
+    def idat(png: bytes) -> bytes:
+        start = png.index(b"IDAT") + 4
+        return png[start:start + int.from_bytes(png[start - 8:start - 4], "big")]
+
+    one, grid64 = idat(images_png(digits[:1])), idat(images_png(digits, nrow=8))
+    assert 28 * 29 <= PNG_STORE_MAX_BYTES
+    assert zlib.decompress(one) == bytes(np.pad(digits[0, 0].numpy(), ((0, 0), (1, 0))))
+    assert len(one) > 28 * 29  # stored: the rows plus framing, no deflate
+    assert len(grid64) < 0.5 * (242 * 243)  # deflated: far below its raw rows
+
+
 @pytest.mark.parametrize("n, nrow", [(2, 8), (10, 5), (64, 8), (7, 3), (5, 100)])
 def test_grid_matches_torchvision_make_grid(n, nrow):
     from torchvision.utils import make_grid
