@@ -58,11 +58,15 @@ class Classified:
 
 class Inference:
     def __init__(self, registry: Registry, metrics: Metrics, max_batch_size: int, batch_wait_ms: float,
-                 digit_max_rounds: int, digit_min_confidence: float, inline_budget_ms: float = 0.0):
+                 digit_max_rounds: int, digit_min_confidence: float, inline_budget_ms: float = 0.0,
+                 torch_threads: int | None = None):
         self.registry = registry
         self.metrics = metrics
         # one thread: torch already parallelises inside an op, and one thread keeps batches in order
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digitgen-infer")
+        self.executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="digitgen-infer",
+            # torch's intra-op thread count is per thread: the event loop keeps one (service/main.py)
+            initializer=torch.set_num_threads if torch_threads else None, initargs=(torch_threads,) if torch_threads else ())
         self.digit_max_rounds = digit_max_rounds
         self.digit_min_confidence = digit_min_confidence
         self.batchers: dict[str, Batcher] = {}

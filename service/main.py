@@ -29,15 +29,24 @@ log = logging.getLogger("digitgen")
 
 
 def configure_torch(settings: Settings) -> int:
-    """Intra-op threads = the CPU cores this process may use (or the setting); one inter-op thread,
-    because the service runs one inference thread and batches instead."""
+    """Intra-op threads for the inference thread = the CPU cores this process may use (or the
+    setting); one inter-op thread, because the service runs one inference thread and batches instead.
+
+    The event loop's own thread gets one intra-op thread. The only torch work it does is batches
+    small enough to run in place (service/batching.py), and for those a second OpenMP thread costs
+    more than it gives: once the inference thread has its own OpenMP team, the process has more
+    OpenMP threads than cores, libgomp stops spinning, and every parallel region of a small batch
+    waits on a futex wake-up. Measured on the 2-core machine: single-PNG requests of the report's
+    MLP fell from 8.9k to 6.7k/s after one burst of bulk requests with two threads on the loop, and
+    stayed at 9.3k with one (benchmarks/README.md). torch's thread count is per thread, so the
+    inference thread keeps all cores for bulk work (it sets its own, service/inference.py)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     threads = settings.torch_threads or cores
-    torch.set_num_threads(threads)
     try:
         torch.set_num_interop_threads(1)
     except RuntimeError:  # can only be set once per process (tests create many apps)
         pass
+    torch.set_num_threads(1)  # this (the event loop's) thread; the inference thread sets `threads`
     return threads
 
 
@@ -54,7 +63,8 @@ async def lifespan(app: FastAPI):
         log.error("startup failed: %s", exc)
         raise
     inference = Inference(registry, metrics, settings.max_batch_size, settings.batch_wait_ms,
-                          settings.digit_max_rounds, settings.digit_min_confidence, settings.inline_budget_ms)
+                          settings.digit_max_rounds, settings.digit_min_confidence, settings.inline_budget_ms,
+                          torch_threads=threads)
     inference.start()
     # everything loaded so far lives as long as the process: keep it out of the cyclic GC's
     # generations, so full collections under load do not walk torch's and FastAPI's object graphs
@@ -64,7 +74,7 @@ async def lifespan(app: FastAPI):
     app.state.ready = True
     metrics.ready.set(1)
     metrics.models_loaded.set(len(registry.models))
-    log.info("digitgen ready on %s (%d torch threads): %s", registry.device, threads,
+    log.info("digitgen ready on %s (%d torch threads for the inference thread): %s", registry.device, threads,
              ", ".join(f"{m.name}[{m.kind}]" for m in registry.models.values()))
     log.info("batches run on the event loop up to: %s (DIGITGEN_INLINE_BUDGET_MS=%g)",
              ", ".join(f"{name} {rows} rows" for name, rows in inference.inline_rows.items()),

@@ -159,3 +159,20 @@ def test_the_inline_limit_follows_the_budget_and_the_device(tiny_weights):
     assert inline_rows(model, 8.0) >= 2 * inline_rows(model, 4.0)
     on_gpu = type(model)(**{**model.__dict__, "device": torch.device("cuda")})
     assert inline_rows(on_gpu, 4.0) == 0  # a GPU forward pass ends in a wait: never on the loop
+
+
+def test_the_event_loop_thread_runs_torch_on_one_thread_and_the_inference_thread_on_the_setting(tiny_weights):
+    before = torch.get_num_threads()
+
+    async def scenario():
+        async with async_client(tiny_weights, torch_threads=2) as (client, app):
+            inference = app.state.inference
+            loop_threads = torch.get_num_threads()  # the lifespan ran on this thread's event loop
+            worker_threads = await inference.run(torch.get_num_threads)
+            ok = (await client.get("/sample", params={"model": "gan", "seed": 1})).status_code
+            return loop_threads, worker_threads, ok
+
+    try:
+        assert run(scenario()) == (1, 2, 200)
+    finally:
+        torch.set_num_threads(before)
