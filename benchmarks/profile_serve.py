@@ -26,7 +26,7 @@ CATEGORIES = [
     ("uint8 conversion", ("to_uint8",)),
     ("PNG encoding", ("encode_png", "images_png")),
     ("latents from seed", ("latents_for_seed",)),
-    ("batcher and thread hand-off", ("service/batching.py", "concurrent/futures", "threading.py")),
+    ("batcher (queue, cat, row slices, thread hand-off)", ("service/batching.py", "concurrent/futures", "threading.py")),
     ("metrics (prometheus-client)", ("service/metrics.py", "prometheus_client")),
     ("lean /sample path (query parsing, headers)", ("service/fastpath.py",)),
     ("route handler", ("service/routes/", "service/deps.py")),

@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     # GET /sample as PNG/npy answered without FastAPI's per-request machinery (service/fastpath.py);
     # off = every request through the FastAPI route (same bytes, slower; for comparison and debugging)
     fast_path: bool = Field(True, description="lean path for GET /sample png/npy (same responses)")
-    torch_threads: int = Field(0, ge=0, le=256, description="intra-op threads for torch; 0 = one per CPU core")
+    torch_threads: int = Field(0, ge=0, le=256, description="intra-op threads of the inference thread; 0 = one per CPU core")
     log_level: str = Field("info")
 
     @field_validator("device")
