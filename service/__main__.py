@@ -3,10 +3,31 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
+import tempfile
+from pathlib import Path
 
 import uvicorn
+
+
+def prepare_workers(workers: int, environ=os.environ) -> None:
+    """What several worker processes need before uvicorn starts them (they inherit the environment):
+
+    - torch threads: each worker's inference thread gets its share of the cores rather than all of
+      them (N workers x all cores would oversubscribe the CPU), unless DIGITGEN_TORCH_THREADS is set;
+    - metrics: prometheus-client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR, a fresh directory
+      unless one is given; a given one is emptied of a previous run's values), so /metrics reports
+      every worker's counts whichever worker answers the scrape."""
+    if workers <= 1:
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    environ.setdefault("DIGITGEN_TORCH_THREADS", str(max(1, cores // workers)))
+    directory = environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="digitgen-metrics-")
+    environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    for stale in Path(directory).glob("*.db"):
+        stale.unlink()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -24,6 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal to the handler that was
     # installed before it; this one turns an orderly, drained shutdown into exit status 0.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    prepare_workers(args.workers)
     uvicorn.run("service.main:app", host=args.host, port=args.port, workers=args.workers,
                 log_level=args.log_level, timeout_graceful_shutdown=args.graceful_timeout,
                 proxy_headers=True, server_header=False, access_log=not args.no_access_log)

@@ -15,12 +15,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from PIL import Image
+from prometheus_client import multiprocess
 
 from service.config import Settings, get_settings
 from service.deps import require_api_key
 from service.fastpath import SampleFastPath
 from service.inference import Inference
-from service.metrics import Metrics, MetricsMiddleware
+from service.metrics import Metrics, MetricsMiddleware, multiprocess_dir
 from service.registry import RegistryError, load_registry
 from service.routes import images, latents, ops, sample
 from service.routes.common import ERROR_RESPONSES
@@ -85,6 +86,8 @@ async def lifespan(app: FastAPI):
         app.state.ready = False  # /readyz answers 503 while draining
         metrics.ready.set(0)
         await inference.stop()
+        if multiprocess_dir() is not None:  # this worker's live gauges stop counting
+            multiprocess.mark_process_dead(os.getpid())
 
 
 def _http_error(request: Request, exc: HTTPException) -> JSONResponse:

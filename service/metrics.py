@@ -6,9 +6,11 @@ and the status code.
 """
 from __future__ import annotations
 
+import os
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+from prometheus_client import multiprocess
 
 disable_created_metrics()  # the *_created series only add noise to scrapes
 
@@ -28,10 +30,26 @@ class Metrics:
                                     buckets=BATCH_BUCKETS, registry=self.registry)
         self.images = Counter("digitgen_images_generated", "Images produced by the models", ["model"],
                               registry=self.registry)
+        # multiprocess_mode: how the workers' values combine under `--workers N` (ignored otherwise)
         self.in_progress = Gauge("digitgen_requests_in_progress", "HTTP requests being served",
-                                 registry=self.registry)
-        self.ready = Gauge("digitgen_ready", "1 when every model is loaded and warmed up", registry=self.registry)
-        self.models_loaded = Gauge("digitgen_models_loaded", "Models in the registry", registry=self.registry)
+                                 registry=self.registry, multiprocess_mode="livesum")
+        self.ready = Gauge("digitgen_ready", "1 when every model is loaded and warmed up", registry=self.registry,
+                           multiprocess_mode="livemin")
+        self.models_loaded = Gauge("digitgen_models_loaded", "Models in the registry", registry=self.registry,
+                                   multiprocess_mode="livemax")
+
+    def exposition(self) -> bytes:
+        """The text /metrics serves: this process's registry, or with several workers
+        (PROMETHEUS_MULTIPROC_DIR, set by `python -m service --workers N`) all workers' values."""
+        if multiprocess_dir() is None:
+            return generate_latest(self.registry)
+        combined = CollectorRegistry()
+        multiprocess.MultiProcessCollector(combined)
+        return generate_latest(combined)
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 
 
 class MetricsMiddleware:
