@@ -71,6 +71,7 @@ class Inference:
         self.digit_min_confidence = digit_min_confidence
         self.batchers: dict[str, Batcher] = {}
         self.inline_rows: dict[str, int] = {}
+        self.reconstructors: dict[str, Batcher] = {}
         for name, model in registry.models.items():
             if model.is_generative:
                 self.inline_rows[name] = inline_rows(model, inline_budget_ms)
@@ -78,13 +79,19 @@ class Inference:
                     lambda z, m=model: self._generate_u8(m, z), self.executor, max_batch_size, batch_wait_ms,
                     on_batch=metrics.batch_size.labels(name).observe, inline_rows=self.inline_rows[name],
                 )
+            if model.kind == "vae":
+                # encoder + decoder: about twice the decoder's cost per row (the encoder mirrors it)
+                self.reconstructors[name] = Batcher(
+                    lambda x, m=model: self._reconstruct_u8(m, x), self.executor, max_batch_size, batch_wait_ms,
+                    inline_rows=self.inline_rows[name] // 2,
+                )
 
     def start(self) -> None:
-        for batcher in self.batchers.values():
+        for batcher in [*self.batchers.values(), *self.reconstructors.values()]:
             batcher.start()
 
     async def stop(self) -> None:
-        for batcher in self.batchers.values():
+        for batcher in [*self.batchers.values(), *self.reconstructors.values()]:
             await batcher.stop()
         self.executor.shutdown(wait=True)
 
@@ -147,12 +154,19 @@ class Inference:
         mu, logvar = model.module.encode(images.to(model.device))
         return mu.cpu(), logvar.cpu()
 
+    @staticmethod
     @torch.inference_mode()
-    def reconstruct(self, model: ServedModel, images: torch.Tensor) -> torch.Tensor:
-        """Decoder mean at the posterior mean: deterministic. -> uint8 (n, 1, 28, 28)."""
-        mu, _ = model.module.encode(images.to(model.device))
-        self.metrics.images.labels(model.name).inc(images.shape[0])
+    def _reconstruct_u8(model: ServedModel, images: torch.Tensor) -> torch.Tensor:
+        mu, _ = model.module.encode(images.to(model.device, non_blocking=True))
         return to_uint8(model.module.decode(mu))
+
+    async def reconstruct(self, model: ServedModel, images: torch.Tensor) -> torch.Tensor:
+        """Batched: decoder mean at the posterior mean, deterministic. (n, 1, 28, 28) float ->
+        uint8 (n, 1, 28, 28). Concurrent uploads share a forward pass like samples do: one upload
+        alone streams all of the VAE's weights for a single row."""
+        output = await self.reconstructors[model.name].submit(images)
+        self.metrics.images.labels(model.name).inc(images.shape[0])
+        return output
 
     def interpolate_latents(self, z_a: torch.Tensor, z_b: torch.Tensor, steps: int, method: str) -> torch.Tensor:
         return interpolate(z_a.double(), z_b.double(), steps, method).float()

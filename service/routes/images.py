@@ -62,7 +62,7 @@ async def reconstruct(
     served = vae_model(request, inference, model, "reconstruct")
     check_output_size(settings, 2 if side_by_side else 1, 2, scale)
     images = await uploaded_images(request, inference, settings, invert)
-    output = await inference.run(inference.reconstruct, served, images)
+    output = await inference.reconstruct(served, images)
     headers = {"X-Model": served.name}
     if side_by_side:
         return png_response(torch.cat([imaging.to_uint8(images), output]), 2, scale, headers)

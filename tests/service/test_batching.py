@@ -176,3 +176,32 @@ def test_the_event_loop_thread_runs_torch_on_one_thread_and_the_inference_thread
         assert run(scenario()) == (1, 2, 200)
     finally:
         torch.set_num_threads(before)
+
+
+def test_concurrent_reconstructions_share_a_forward_pass_and_match_solo_ones(tiny_weights, monkeypatch):
+    from service.inference import Inference
+    passes = []
+    original = Inference._reconstruct_u8
+
+    def counted(model, images):
+        passes.append(images.shape[0])
+        return original(model, images)
+
+    monkeypatch.setattr(Inference, "_reconstruct_u8", staticmethod(counted))
+
+    async def scenario():
+        async with async_client(tiny_weights, batch_wait_ms=50, max_batch_size=64) as (client, app):
+            uploads = [(await client.get("/sample", params={"model": "vae", "seed": s})).content for s in range(6)]
+            post = {"headers": {"Content-Type": "image/png"}}
+            solo = [(await client.post("/reconstruct", params={"model": "vae"}, content=u, **post)).content
+                    for u in uploads]
+            solo_passes = len(passes)
+            together = await asyncio.gather(*[client.post("/reconstruct", params={"model": "vae"}, content=u, **post)
+                                              for u in uploads])
+            return solo, solo_passes, together
+
+    solo, solo_passes, together = run(scenario())
+    assert solo_passes == 6 and passes[:6] == [1] * 6
+    assert all(r.status_code == 200 for r in together)
+    assert [r.content for r in together] == solo  # sharing a batch changes nothing in the answer
+    assert len(passes) - solo_passes < 6 and sum(passes[6:]) == 6  # fewer, larger passes
