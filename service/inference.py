@@ -1,8 +1,8 @@
 """Predict step of every endpoint: tensors in, tensors out, on the registry's device.
 
 Torch work runs in one inference thread (`Inference.executor`), off the event loop, with one
-exception: the sampling path goes through a Batcher per model, which runs batches that fit the
-event loop's time budget (DIGITGEN_INLINE_BUDGET_MS, a few milliseconds) in place, because for
+exception: sampling and /reconstruct go through a Batcher per model, which runs batches that fit
+the event loop's time budget (DIGITGEN_INLINE_BUDGET_MS, a few milliseconds) in place, because for
 them the hand-off to the thread costs more than the work (service/batching.py).
 """
 from __future__ import annotations
