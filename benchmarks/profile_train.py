@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import tempfile
 import time
 from collections import Counter
-from pathlib import Path
 
 from benchmarks.common import write_result
+from benchmarks.train import run_loop
 
 MATMULS = {"aten::mm", "aten::addmm", "aten::bmm"}
 
@@ -42,22 +41,11 @@ def category(event) -> str:
 def run_steps(preset_name: str, steps: int, data, adam_implementation: str) -> None:
     import torch
 
-    from models.gan import Discriminator, Generator
-    from models.vae import VAE
     from trainer import common
     from trainer.presets import get_preset
-    from trainer.train_gan import train_gan
-    from trainer.train_vae import train_vae
 
     common.ADAM_IMPLEMENTATION = adam_implementation
-    preset = get_preset(preset_name, epochs=1)
-    torch.manual_seed(preset.seed)
-    run_dir = Path(tempfile.mkdtemp())
-    if preset.family == "vae":
-        train_vae(VAE(preset.vae), data, preset, torch.device("cpu"), run_dir, max_steps=steps, progress=False)
-    else:
-        train_gan(Generator(preset.generator), Discriminator(preset.discriminator), data, preset,
-                  torch.device("cpu"), run_dir, max_steps=steps, progress=False)
+    run_loop(get_preset(preset_name, epochs=1), data, torch.device("cpu"), max_steps=steps)
 
 
 def main() -> None:

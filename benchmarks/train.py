@@ -31,6 +31,26 @@ from benchmarks.common import ROOT, write_result
 PRESETS = ("vae-seed", "gan-seed")
 
 
+def run_loop(preset, data, device, max_steps: int | None = None) -> dict:
+    """The preset's own training loop, seeded as the trainer seeds it (no t-SNE or other end-of-run
+    figures); returns its history. `max_steps` cuts every epoch short (benchmarks/profile_train.py)."""
+    import torch
+
+    from models.gan import Discriminator, Generator
+    from models.vae import VAE
+    from trainer.train_gan import train_gan
+    from trainer.train_vae import train_vae
+
+    torch.manual_seed(preset.seed)
+    run_dir = Path(tempfile.mkdtemp())
+    if preset.family == "vae":
+        return train_vae(VAE(preset.vae).to(device), data, preset, device, run_dir, max_steps=max_steps,
+                         progress=False)
+    _, history = train_gan(Generator(preset.generator).to(device), Discriminator(preset.discriminator).to(device),
+                           data, preset, device, run_dir, max_steps=max_steps, progress=False)
+    return history
+
+
 def train_one(preset_name: str, epochs: int, device_spec: str, threads: int, data_dir: str,
               adam_implementation: str, seed: int = 0) -> dict:
     """Train one preset's loop (no t-SNE or other end-of-run figures) and time it."""
@@ -40,27 +60,19 @@ def train_one(preset_name: str, epochs: int, device_spec: str, threads: int, dat
     common.ADAM_IMPLEMENTATION = adam_implementation
 
     from models.devices import resolve_device
-    from models.gan import Discriminator, Generator
-    from models.vae import VAE
     from trainer.data import load_mnist
     from trainer.presets import get_preset
-    from trainer.train_gan import train_gan
-    from trainer.train_vae import train_vae
 
     if threads:
         torch.set_num_threads(threads)
     device = resolve_device(device_spec)
     preset = get_preset(preset_name, epochs=epochs, seed=seed)
     data = load_mnist(data_dir).to(device)
-    torch.manual_seed(preset.seed)
-    run_dir = Path(tempfile.mkdtemp())
     started = time.perf_counter()
+    history = run_loop(preset, data, device)
     if preset.family == "vae":
-        history = train_vae(VAE(preset.vae).to(device), data, preset, device, run_dir, progress=False)
         final = {"train_loss": history["train_loss"][-1], "test_loss": history["test_loss"]}
     else:
-        _, history = train_gan(Generator(preset.generator).to(device), Discriminator(preset.discriminator).to(device),
-                               data, preset, device, run_dir, progress=False)
         final = history["final"]
     if device.type == "cuda":
         torch.cuda.synchronize()
