@@ -11,6 +11,8 @@ from pathlib import Path
 
 import uvicorn
 
+from service.config import usable_cores
+
 
 def prepare_workers(workers: int, environ=os.environ) -> None:
     """What several worker processes need before uvicorn starts them (they inherit the environment):
@@ -22,8 +24,7 @@ def prepare_workers(workers: int, environ=os.environ) -> None:
       every worker's counts whichever worker answers the scrape."""
     if workers <= 1:
         return
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    environ.setdefault("DIGITGEN_TORCH_THREADS", str(max(1, cores // workers)))
+    environ.setdefault("DIGITGEN_TORCH_THREADS", str(max(1, usable_cores() // workers)))
     directory = environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="digitgen-metrics-")
     environ["PROMETHEUS_MULTIPROC_DIR"] = directory
     for stale in Path(directory).glob("*.db"):

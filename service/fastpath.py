@@ -19,18 +19,18 @@ import logging
 from functools import partial
 from urllib.parse import parse_qsl
 
+from starlette.responses import JSONResponse
+
 from service import imaging
 from service.deps import bearer_matches
 from service.inference import latents_for_seed
 from service.metrics import MODEL_KEY
 from service.routes import sample as sample_routes
-from service.routes.common import NPY_MEDIA_TYPE, output_size_problem
+from service.routes.common import INTERNAL_ERROR, NPY_MEDIA_TYPE, output_size_problem
 from service.routes.sample import MAX_SEED, new_seed
 from service.schemas import MAX_NROW
 
 log = logging.getLogger("digitgen")
-_ERROR_BODY = b'{"detail":"internal server error"}'
-_ERROR_HEADERS = [(b"content-length", str(len(_ERROR_BODY)).encode()), (b"content-type", b"application/json")]
 _PARAMS = frozenset({"model", "n", "seed", "format", "nrow", "scale"})
 _INT_PARAMS = ("n", "seed", "nrow", "scale")
 
@@ -60,8 +60,7 @@ class SampleFastPath:
                     # path sits in front of FastAPI's error middleware); _answer sends nothing before
                     # its work is done, so no response has started
                     log.exception("unhandled error on GET /sample (lean path)")
-                    await send({"type": "http.response.start", "status": 500, "headers": _ERROR_HEADERS})
-                    await send({"type": "http.response.body", "body": _ERROR_BODY})
+                    await JSONResponse(INTERNAL_ERROR, status_code=500)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 

@@ -172,8 +172,8 @@ class Inference:
         return interpolate(z_a.double(), z_b.double(), steps, method).float()
 
     async def generate(self, model: ServedModel, latents: torch.Tensor, finish: Finish | None = None):
-        """Batched: (n, D) latents -> uint8 (n, 1, 28, 28), or what `finish` (run in the inference
-        thread, e.g. an encoder) makes of them."""
+        """Batched: (n, D) latents -> uint8 (n, 1, 28, 28), or what `finish` (e.g. an encoder, run
+        right after the batch's forward pass, wherever that ran) makes of them."""
         result = await self.batchers[model.name].submit(latents, finish)
         self.metrics.images.labels(model.name).inc(latents.shape[0])
         return result

@@ -17,14 +17,14 @@ from fastapi.responses import JSONResponse
 from PIL import Image
 from prometheus_client import multiprocess
 
-from service.config import Settings, get_settings
+from service.config import Settings, get_settings, usable_cores
 from service.deps import require_api_key
 from service.fastpath import SampleFastPath
 from service.inference import Inference
 from service.metrics import Metrics, MetricsMiddleware, multiprocess_dir
 from service.registry import RegistryError, load_registry
 from service.routes import images, latents, ops, sample
-from service.routes.common import ERROR_RESPONSES
+from service.routes.common import ERROR_RESPONSES, INTERNAL_ERROR
 
 log = logging.getLogger("digitgen")
 
@@ -41,8 +41,7 @@ def configure_torch(settings: Settings) -> int:
     MLP fell from 8.9k to 6.7k/s after one burst of bulk requests with two threads on the loop, and
     stayed at 9.3k with one (benchmarks/README.md). torch's thread count is per thread, so the
     inference thread keeps all cores for bulk work (it sets its own, service/inference.py)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = settings.torch_threads or cores
+    threads = settings.torch_threads or usable_cores()
     try:
         torch.set_num_interop_threads(1)
     except RuntimeError:  # can only be set once per process (tests create many apps)
@@ -102,7 +101,7 @@ def _validation_error(request: Request, exc: RequestValidationError) -> JSONResp
 
 def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return JSONResponse({"detail": "internal server error"}, status_code=500)
+    return JSONResponse(INTERNAL_ERROR, status_code=500)
 
 
 def create_api(settings: Settings | None = None) -> FastAPI:

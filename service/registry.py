@@ -33,7 +33,8 @@ class ServedModel:
     parameters: int
     latent_dim: int | None = None
     path: Path | None = None
-    # generate() seconds per latent in a 16-row batch, measured at warm-up (None: not generative)
+    # generate() seconds per latent in a 16-row batch, measured at warm-up (None: not generative,
+    # or not on the CPU)
     seconds_per_row: float | None = None
 
     @property
@@ -81,8 +82,9 @@ TIMED_ROWS = 16  # a typical batch under load: what seconds_per_row is measured 
 @torch.inference_mode()
 def warm_up(model: ServedModel) -> None:
     """One forward pass per model, so the first request does not pay for lazy initialisation;
-    then a generative model's cost per row is timed (the best of three 16-row passes, in ms on the
-    CPU) for the batcher's choice between the event loop and the inference thread."""
+    then, on the CPU, a generative model's cost per row is timed (the best of three 16-row passes)
+    for the batcher's choice between the event loop and the inference thread. On a GPU batches
+    never run on the loop (service/inference.py:inline_rows), so nothing is timed there."""
     if model.kind == "classifier":
         model.module(torch.zeros(8, 1, 28, 28, device=model.device))
         return
@@ -90,11 +92,13 @@ def warm_up(model: ServedModel) -> None:
     images = model.module.generate(z)
     if model.kind == "vae":
         model.module.encode(images)
-    z = torch.randn(TIMED_ROWS, model.latent_dim, device=model.device)
+    if model.device.type != "cpu":
+        return
+    z = torch.randn(TIMED_ROWS, model.latent_dim)
     best = math.inf
     for _ in range(3):
         start = time.perf_counter()
-        model.module.generate(z).cpu()  # .cpu(): on a GPU, wait for the work to finish
+        model.module.generate(z)
         best = min(best, time.perf_counter() - start)
     model.seconds_per_row = best / TIMED_ROWS
 

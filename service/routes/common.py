@@ -13,6 +13,7 @@ from service.inference import Classified
 from service.schemas import Detail
 
 NPY_MEDIA_TYPE = "application/x-npy"
+INTERNAL_ERROR = {"detail": "internal server error"}  # the whole 500 body: no traceback, no message
 IMAGE_RESPONSES = {
     200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}},
                       NPY_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},

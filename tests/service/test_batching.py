@@ -93,23 +93,18 @@ def test_big_cpu_batches_of_a_conv_generator_run_in_chunks_with_the_same_rows(ti
     assert torch.equal(whole, one_by_one)
 
 
-def _thread_recording_batcher(executor, inline_rows, seen):
-    import threading
-
-    def fn(z):
-        seen.append(threading.current_thread().name)
-        return z * 2
-    return Batcher(fn, executor, max_batch_size=64, wait_ms=0, inline_rows=inline_rows)
-
-
 def test_cheap_batches_run_on_the_event_loop_and_dear_ones_in_the_inference_thread():
     import threading
     from concurrent.futures import ThreadPoolExecutor
     seen = []
 
+    def fn(z):
+        seen.append(threading.current_thread().name)
+        return z * 2
+
     async def scenario():
         executor = ThreadPoolExecutor(1, thread_name_prefix="infer")
-        batcher = _thread_recording_batcher(executor, inline_rows=4, seen=seen)
+        batcher = Batcher(fn, executor, max_batch_size=64, wait_ms=0, inline_rows=4)
         batcher.start()
         small = await batcher.submit(torch.ones(4, 1))
         big = await batcher.submit(torch.ones(5, 1))
