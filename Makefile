@@ -1,42 +1,59 @@
-# Every target creates .venv when missing and installs the project into it.
-PYTHON ?= python3
-VENV   := .venv
-PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
-HOST   ?= 127.0.0.1
-PORT   ?= 8000
+# Every target creates .venv when missing and installs into it what it needs: `serve` the service's
+# dependencies only (`pip install -e .`), the others the training and test extras as well.
+PYTHON  ?= python3
+VENV    := .venv
+PY      := $(VENV)/bin/python
+# one stamp per install: the serving dependencies, and those plus the train and dev extras
+SERVE_STAMP := $(VENV)/.installed-serve
+DEV_STAMP   := $(VENV)/.installed-dev
+# `make train` copies each checkpoint and model card here, where the service loads them from
+WEIGHTS := models/weights
+HOST    ?= 127.0.0.1
+PORT    ?= 8000
 
 .PHONY: venv serve test train data evaluate report bench clean
 
-$(STAMP): pyproject.toml
+$(SERVE_STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+# '.[train,dev]' includes '.', so this install also stands for the serving one
+$(DEV_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[train,dev]'
-	touch $(STAMP)
+	touch $@ $(SERVE_STAMP)
 
-venv: $(STAMP)
+venv: $(DEV_STAMP)
 
-serve: $(STAMP)
+serve: $(SERVE_STAMP)
 	$(PY) -m service --host $(HOST) --port $(PORT)
 
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(PY) -m pytest tests
 
-data: $(STAMP)
+data: $(DEV_STAMP)
 	$(PY) -m trainer fetch-data
 
 train: data
-	$(PY) -m trainer train --preset classifier
-	$(PY) -m trainer train --preset vae-seed
-	$(PY) -m trainer train --preset gan-seed
-	$(PY) -m trainer train --preset vae
-	$(PY) -m trainer train --preset gan
+	$(PY) -m trainer train --preset classifier --weights-dir $(WEIGHTS)
+	$(PY) -m trainer train --preset vae-seed --weights-dir $(WEIGHTS)
+	$(PY) -m trainer train --preset gan-seed --weights-dir $(WEIGHTS)
+	$(PY) -m trainer train --preset vae --weights-dir $(WEIGHTS)
+	$(PY) -m trainer train --preset gan --weights-dir $(WEIGHTS)
 
-evaluate: $(STAMP)
+evaluate: $(DEV_STAMP)
 	$(PY) -m trainer evaluate
 
-report: $(STAMP)
+report: $(DEV_STAMP)
 	$(PY) -m trainer report
+
+# the serving benchmark (benchmarks/serve.py; needs wrk on the PATH): the service against a bare
+# FastAPI ceiling, results in benchmarks/results/
+bench: $(DEV_STAMP)
+	$(PY) -m benchmarks.serve --seconds 8
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -1,5 +1,15 @@
 """Checkpoint I/O: one safetensors file per module, the config in its header, no pickle.
 
+Terms, used with one meaning each across models/ and trainer/ (and in checkpoints and cards).
+A model's *family* is what a training preset makes and the service offers: `vae`, `gan` or
+`classifier`. A checkpoint's *kind* is the module class its weights build: `vae` (VAE),
+`generator` (Generator: the part of a GAN that is checkpointed and served; its discriminator is
+only used in training) or `classifier` (DigitClassifier); `family_of(kind)` maps a kind to its
+family, so the kind `generator` is the family `gan`. A generator's or discriminator's *arch*
+(`mlp` | `dcgan`, in GeneratorConfig / DiscriminatorConfig) is its network architecture within
+the gan family. Weights headers and model cards store the kind under "kind"; cards also store the
+family under "family".
+
 Header metadata: one key, "digitgen", holding JSON {"format": "1", "kind": "vae" | "generator" |
 "classifier", "config": {the module's config dataclass}}. One key, because safetensors writes its
 metadata map in an arbitrary order per process: with several keys the same weights gave files with
@@ -34,6 +44,8 @@ KINDS: dict[str, tuple[type, type[nn.Module]]] = {
     "generator": (GeneratorConfig, Generator),
     "classifier": (ClassifierConfig, DigitClassifier),
 }
+# kind -> family (see the module docstring)
+FAMILIES: dict[str, str] = {"vae": "vae", "generator": "gan", "classifier": "classifier"}
 
 
 class CheckpointError(RuntimeError):
@@ -49,6 +61,17 @@ class LoadedCheckpoint:
     card: dict | None
     sha256: str
     path: Path
+
+    @property
+    def family(self) -> str:
+        return family_of(self.kind)
+
+
+def family_of(kind: str) -> str:
+    """The family (vae | gan | classifier) of a checkpoint kind (vae | generator | classifier)."""
+    if kind not in FAMILIES:
+        raise ValueError(f"unknown checkpoint kind {kind!r}; expected one of {', '.join(FAMILIES)}")
+    return FAMILIES[kind]
 
 
 def kind_of(module: nn.Module) -> str:

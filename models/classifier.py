@@ -6,6 +6,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from models.shapes import IMAGE_SHAPE
+
 
 @dataclass
 class ClassifierConfig:
@@ -31,7 +33,7 @@ class DigitClassifier(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, 1, 28, 28) in [0, 1] -> penultimate features (B, feature_dim)."""
-        return self.body(x.reshape(-1, 1, 28, 28))
+        return self.body(x.reshape(-1, *IMAGE_SHAPE))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, 1, 28, 28) in [0, 1] -> logits (B, num_classes)."""

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-PIXELS = 28 * 28
+from models.shapes import IMAGE_SHAPE, PIXELS
 
 
 @dataclass
@@ -136,7 +136,7 @@ class Generator(nn.Module):
         if self.config.num_classes:
             onehot = F.one_hot(self.latent_classes(z), self.config.num_classes).to(z.dtype)
             z = torch.cat([z, onehot], dim=1)
-        x = self.net(z).reshape(-1, 1, 28, 28)
+        x = self.net(z).reshape(-1, *IMAGE_SHAPE)
         if self.config.output == "sigmoid":
             return torch.sigmoid(x)
         if self.config.output == "tanh":

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-PIXELS = 28 * 28
+from models.shapes import IMAGE_SHAPE, PIXELS
 
 
 @dataclass
@@ -64,7 +64,7 @@ class VAE(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """z: (B, latent_dim) -> pixel probabilities (B, 1, 28, 28)."""
-        return torch.sigmoid(self.decode_logits(z)).reshape(-1, 1, 28, 28)
+        return torch.sigmoid(self.decode_logits(z)).reshape(-1, *IMAGE_SHAPE)
 
     # The service treats every generative model alike: latents in, [0, 1] pixels out.
     generate = decode

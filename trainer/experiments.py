@@ -9,7 +9,6 @@ posthoc  scores sampling-time changes to a trained generator: BatchNorm statisti
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import json
@@ -22,7 +21,7 @@ from models.checkpoint import load
 from models.devices import resolve_device
 from models.gan import Discriminator, Generator
 from trainer.common import to_unit
-from trainer.data import MNIST, load_mnist
+from trainer.data import DEFAULT_DATA_DIR, MNIST, load_mnist
 from trainer.evaluate import generate_with_latents
 from trainer.metrics import image_metrics
 from trainer.presets import get_preset
@@ -95,16 +94,31 @@ def pilot(name: str, overrides: dict, epochs: int, data: MNIST, classifier, n: i
                   to_unit(data.test_images).to(device), classifier)
 
 
-def main(args: argparse.Namespace, data: MNIST | None = None) -> list[dict]:
-    device = resolve_device(args.device)
-    data = data if data is not None else load_mnist(args.data_dir)
-    classifier = load(Path(args.weights_dir) / "classifier.safetensors", device).module
-    if args.kind == "posthoc":
-        rows = posthoc(args.weights, data, classifier, args.n, args.seed)
+DEFAULT_N = {"pilot": 2000, "posthoc": 5000}
+
+
+def run_experiment(mode: str, *, weights_dir: Path, weights: Path | None = None, name: str = "pilot",
+                   overrides: dict | None = None, epochs: int = 3, n: int | None = None, seed: int = 0,
+                   device: str = "auto", data_dir: Path = DEFAULT_DATA_DIR, out: Path | None = None,
+                   max_steps: int | None = None, data: MNIST | None = None) -> list[dict]:
+    """mode "pilot": `epochs` epochs of the gan preset changed by `overrides`, its raw generator scored
+    under `name`; "posthoc": sampling-time changes to the generator checkpoint `weights`. Both score n
+    samples (default DEFAULT_N[mode]) with the classifier in `weights_dir`; rows also go to `out` (JSON)
+    when given. max_steps caps the steps per epoch (tests)."""
+    if mode not in DEFAULT_N:
+        raise ValueError(f"unknown experiment {mode!r}; choose from {', '.join(DEFAULT_N)}")
+    n = DEFAULT_N[mode] if n is None else n
+    device = resolve_device(device)
+    data = data if data is not None else load_mnist(data_dir)
+    classifier = load(Path(weights_dir) / "classifier.safetensors", device).module
+    if mode == "posthoc":
+        if weights is None:
+            raise ValueError("posthoc needs the generator checkpoint to score (weights=)")
+        rows = posthoc(Path(weights), data, classifier, n, seed)
     else:
-        rows = [pilot(args.name, json.loads(args.overrides), args.epochs, data, classifier, args.n, args.seed,
-                      device, args.max_steps)]
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(rows, indent=2) + "\n")
+        rows = [pilot(name, overrides or {}, epochs, data, classifier, n, seed, device, max_steps)]
+    if out is not None:
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(rows, indent=2) + "\n")
     return rows

@@ -11,10 +11,15 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
+from models.shapes import IMAGE_SHAPE  # noqa: E402
+
 
 def _save(fig, path: Path) -> None:
+    """Write the figure as PNG; its title also goes into the file's "Title" text chunk, where tests
+    and tools can read which run a figure belongs to without looking at the pixels."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    title = fig.axes[0].get_title() if fig.axes else ""
+    fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Title": title})
     plt.close(fig)
 
 
@@ -40,7 +45,7 @@ def sample_grid(samples: torch.Tensor, path: Path, title: str, nrow: int = 8) ->
 def interpolation_strips(rows: torch.Tensor, path: Path, title: str) -> None:
     """rows: (R, S, 1, 28, 28): R interpolations of S steps each."""
     r, s = rows.shape[:2]
-    _show_grid(rows.reshape(r * s, 1, 28, 28), path, title, nrow=s, figsize=(s * 0.6, r * 0.7 + 0.4))
+    _show_grid(rows.reshape(r * s, *IMAGE_SHAPE), path, title, nrow=s, figsize=(s * 0.6, r * 0.7 + 0.4))
 
 
 def vae_loss_curves(history: dict, path: Path, title: str) -> None:

@@ -6,29 +6,35 @@ import json
 import shutil
 from pathlib import Path
 
+from models.checkpoint import family_of
+
 PRESET_ORDER = ["vae-seed", "gan-seed", "vae", "gan"]
 FIGURES = {
     "vae": ["loss_curves.png", "reconstructions_epoch*.png", "tsne.png", "interpolation.png"],
     "gan": ["loss_curves.png", "samples_epoch*.png", "digits.png", "interpolation.png"],
 }
-# Quality targets for the served defaults (issue 4); the floor is the real-vs-test FID.
+# Quality targets for the served defaults; the floor is the real-vs-test FID.
 GAN_FID_FACTOR, GAN_MIN_IS, GAN_HIST_RANGE = 4.0, 9.3, (0.07, 0.13)
 VAE_FID_FACTOR, VAE_MAX_NLL = 0.5, 90.0
 
 
-def _copy_figures(runs: Path, out: Path, preset: str, family: str) -> list[str]:
-    copied = []
+def _figures(runs: Path, out: Path, preset: str, family: str) -> list[str]:
+    """The preset's figures under out/figures/<preset>/, as paths relative to `out`.
+
+    When runs/<preset> holds figures (a new training run), they replace the ones there, so none of
+    an older run's linger; otherwise the figures already there (committed with the report) are kept
+    as they are: a checkout without run folders rewrites the report with the same figures."""
     source = runs / preset
     target_dir = out / "figures" / preset
-    if source.is_dir() and target_dir.is_dir():  # a new run replaces the old run's figures, none linger
-        shutil.rmtree(target_dir)
-    for pattern in FIGURES[family]:
-        for path in sorted(source.glob(pattern)):
-            target = out / "figures" / preset / path.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, target)
-            copied.append(f"figures/{preset}/{path.name}")
-    return copied
+    fresh = [path for pattern in FIGURES[family] for path in sorted(source.glob(pattern))]
+    if fresh:
+        if target_dir.is_dir():
+            shutil.rmtree(target_dir)
+        target_dir.mkdir(parents=True)
+        for path in fresh:
+            shutil.copy(path, target_dir / path.name)
+    return [f"figures/{preset}/{path.name}"
+            for pattern in FIGURES[family] for path in sorted(target_dir.glob(pattern))]
 
 
 def _fmt(value, digits=2) -> str:
@@ -85,6 +91,13 @@ def _targets(metrics: dict) -> list[tuple[str, str, bool | None]]:
     return rows
 
 
+def _family(card: dict) -> str:
+    """vae | gan | classifier: the card's "family", else derived from its checkpoint "kind"."""
+    if "family" in card:
+        return card["family"]
+    return family_of(card["kind"]) if "kind" in card else "?"
+
+
 def _architectures(cards: dict[str, dict]) -> str:
     lines = ["| preset | family | what | epochs | batch | Adam lr (β) | trained in |", "|---|---|---|---|---|---|---|"]
     for name in PRESET_ORDER + ["classifier"]:
@@ -94,7 +107,7 @@ def _architectures(cards: dict[str, dict]) -> str:
         r = card.get("recipe", {})
         t = card.get("training", {})
         betas = r.get("betas", ("?", "?"))
-        lines.append(f"| {name} | {card.get('family', card.get('kind', '?'))} | {card.get('description', '')} | "
+        lines.append(f"| {name} | {_family(card)} | {card.get('description', '')} | "
                      f"{card.get('epochs', '?')} | {r.get('batch_size', '?')} | {r.get('lr', '?')} "
                      f"({betas[0]}, {betas[1]}) | {t.get('seconds', '?')} s on {t.get('device', '?')} |")
     return "\n".join(lines)
@@ -158,8 +171,7 @@ def write_report(metrics_path: Path, runs: Path, weights_dir: Path, out: Path) -
         card = cards.get(preset)
         if not card:
             continue
-        family = card.get("family", "gan" if card.get("kind") == "generator" else card.get("kind"))
-        figures = _copy_figures(runs, out, preset, family)
+        figures = _figures(runs, out, preset, _family(card))
         parts += [f"## {preset}", "", card.get("description", ""), ""]
         parts += [f"![{Path(f).stem}]({f})" for f in figures] or ["_No figures: train this preset to make them._"]
         parts.append("")

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from models.classifier import DigitClassifier
+from models.shapes import IMAGE_SIZE
 from trainer.common import adam, epoch_batches, make_scheduler, seeded_generator, steps_per_epoch, to_unit
 from trainer.data import MNIST
 from trainer.presets import Preset
@@ -19,7 +20,7 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
     shifts = torch.randint(-max_shift, max_shift + 1, (b, 2), generator=generator, device=generator.device).to(x.device)
     theta = torch.zeros(b, 2, 3, device=x.device)
     theta[:, 0, 0] = theta[:, 1, 1] = 1
-    theta[:, :, 2] = shifts.float() * (2 / 28)  # affine_grid works in [-1, 1] units
+    theta[:, :, 2] = shifts.float() * (2 / IMAGE_SIZE)  # affine_grid works in [-1, 1] units
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
 

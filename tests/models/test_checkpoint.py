@@ -110,3 +110,20 @@ def test_same_weights_same_bytes_in_every_process(tmp_path):
         subprocess.run([sys.executable, "-c", code, str(path)], check=True)
         digests.add(path.read_bytes())
     assert len(digests) == 1
+
+
+def test_family_of_kind():
+    from models.checkpoint import KINDS, family_of
+    from trainer.presets import PRESETS
+    assert {kind: family_of(kind) for kind in KINDS} == {"vae": "vae", "generator": "gan", "classifier": "classifier"}
+    assert {family_of(kind) for kind in KINDS} == {p.family for p in PRESETS.values()}
+    with pytest.raises(ValueError, match="unknown checkpoint kind"):
+        family_of("gan")  # a family, not a kind
+
+
+def test_bundled_cards_agree_on_kind_and_family():
+    from models import BUNDLED_WEIGHTS
+    from models.checkpoint import family_of
+    for path in sorted(BUNDLED_WEIGHTS.glob("*.safetensors")):
+        ckpt = load(path, require_card=True)
+        assert ckpt.card["kind"] == ckpt.kind and ckpt.card["family"] == ckpt.family == family_of(ckpt.kind)

@@ -165,3 +165,16 @@ def test_projection_discriminator_needs_classes_and_uses_them():
 def test_conditional_generator_rejects_a_bad_prior():
     with pytest.raises(ValueError, match="class_prior"):
         _conditional_generator((0.5, 0.5))
+
+
+def test_image_shape_has_one_home():
+    from pathlib import Path
+
+    import models
+    from models import gan, shapes, vae
+    assert (shapes.IMAGE_SIZE, shapes.IMAGE_SHAPE, shapes.PIXELS) == (28, (1, 28, 28), 784)
+    assert models.IMAGE_SHAPE is shapes.IMAGE_SHAPE and vae.PIXELS is gan.PIXELS is shapes.PIXELS
+    for path in Path(shapes.__file__).parent.glob("*.py"):
+        if path.name != "shapes.py":
+            text = path.read_text()
+            assert "28 * 28" not in text and "IMAGE_SHAPE = " not in text and "PIXELS = " not in text, path.name

@@ -3,8 +3,9 @@ import subprocess
 import sys
 
 import pytest
+from PIL import Image
 
-from models import load
+from models import BUNDLED_WEIGHTS, load
 from tests.conftest import ROOT
 from trainer.cli import build_parser
 
@@ -41,6 +42,9 @@ def test_dry_run_writes_a_loadable_checkpoint_and_figures(tmp_path, preset, figu
     for name in figures:
         data = (tmp_path / name).read_bytes()
         assert data.startswith(b"\x89PNG") and len(data) > 1000, name
+        # every figure is titled with the name the model is served under (its card's name)
+        assert Image.open(tmp_path / name).text["Title"].startswith(f"{ckpt.card['name']}: "), name
+    assert ckpt.card["name"] == preset
     history = json.loads((tmp_path / "history.json").read_text())
     assert history
     if preset == "gan":  # class-conditional: the checkpoint carries the training labels' class shares
@@ -69,3 +73,60 @@ def test_missing_data_is_a_clear_error(tmp_path):
 def test_parser_rejects_unknown_preset():
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--preset", "nope"])
+
+
+def test_bundled_weights_have_one_definition():
+    assert BUNDLED_WEIGHTS == ROOT / "models" / "weights"
+    parser = build_parser()
+    assert parser.parse_args(["evaluate"]).weights_dir == BUNDLED_WEIGHTS
+    assert parser.parse_args(["report"]).weights_dir == BUNDLED_WEIGHTS
+    assert parser.parse_args(["experiment", "posthoc"]).weights == BUNDLED_WEIGHTS / "gan.safetensors"
+    assert "BUNDLED_WEIGHTS =" not in (ROOT / "trainer" / "cli.py").read_text()
+
+
+def test_experiment_mode_is_positional():
+    args = build_parser().parse_args(["experiment", "pilot", "--epochs", "2"])
+    assert args.mode == "pilot" and args.epochs == 2 and args.n is None
+
+
+def test_only_the_cli_deals_with_argparse():
+    """Library modules take explicit arguments; argparse stays in trainer/cli.py."""
+    for path in sorted((ROOT / "trainer").glob("*.py")):
+        if path.name != "cli.py":
+            assert "argparse" not in path.read_text(), path.name
+
+
+def test_the_trainer_does_not_import_the_service():
+    """The trainer samples through models/ (models.sampling), never through the service package."""
+    for path in sorted((ROOT / "trainer").glob("*.py")):
+        text = path.read_text()
+        assert "from service" not in text and "import service" not in text, path.name
+    code = ("import sys, trainer.cli, trainer.evaluate, trainer.experiments, trainer.report, trainer.run; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'service'))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"
+
+
+def test_cli_passes_its_flags_to_the_library_functions(monkeypatch, tmp_path):
+    """Only the CLI reads argparse flags; the library functions get them as keyword arguments."""
+    from pathlib import Path
+
+    from trainer import cli, evaluate, experiments
+    calls = {}
+    monkeypatch.setattr(evaluate, "run_evaluate", lambda **kw: calls.setdefault("evaluate", kw))
+    monkeypatch.setattr(evaluate, "run_epochs_table", lambda snapshots, **kw: calls.setdefault("epochs", (snapshots, kw)))
+    monkeypatch.setattr(experiments, "run_experiment", lambda mode, **kw: calls.setdefault("experiment", (mode, kw)))
+    assert cli.main(["evaluate", "--models", "gan", "--n", "50", "--no-card-update", "--digit-check", "0",
+                     "--device", "cpu", "--out", str(tmp_path / "m.json")]) == 0
+    assert calls["evaluate"] == dict(weights_dir=BUNDLED_WEIGHTS, out=tmp_path / "m.json", n=50, seed=0, device="cpu",
+                                     data_dir=Path("data/mnist"), models=["gan"], nll_k=5000, nll_images=None,
+                                     update_cards=False, digit_check_per_digit=0)
+    assert cli.main(["evaluate", "--snapshots", str(tmp_path), "--n", "5000"]) == 0
+    assert calls["epochs"] == (tmp_path, dict(weights_dir=BUNDLED_WEIGHTS, out=Path("reports/metrics.json"), n=5000,
+                                              seed=0, device="auto", data_dir=Path("data/mnist")))
+    assert cli.main(["experiment", "pilot", "--overrides", '{"gan_loss": "bce"}', "--name", "bce"]) == 0
+    assert calls["experiment"] == ("pilot", dict(
+        weights_dir=BUNDLED_WEIGHTS, weights=BUNDLED_WEIGHTS / "gan.safetensors", name="bce",
+        overrides={"gan_loss": "bce"}, epochs=3, n=None, seed=0, device="auto", data_dir=Path("data/mnist"),
+        out=None, max_steps=None))

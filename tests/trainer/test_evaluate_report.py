@@ -1,24 +1,32 @@
-import argparse
 import json
+import shutil
+
+from PIL import Image
 
 from models import load
-from tests.conftest import write_tiny_weights
+from tests.conftest import BUNDLED, ROOT, write_tiny_weights
 from trainer.data import synthetic_mnist
 from trainer.evaluate import run_epochs_table, run_evaluate
 from trainer.report import write_report
 
 
-def args_for(tmp_path, weights, **overrides):
+def evaluate_kwargs(tmp_path, weights, **overrides):
     values = dict(device="cpu", weights_dir=weights, n=200, seed=0, models=None, nll_k=20, nll_images=10,
-                  out=tmp_path / "reports" / "metrics.json", no_card_update=False, data_dir=None, digit_check=0)
+                  out=tmp_path / "reports" / "metrics.json", update_cards=True, digit_check_per_digit=0)
     values.update(overrides)
-    return argparse.Namespace(**values)
+    return values
+
+
+def epochs_kwargs(tmp_path, weights, **overrides):
+    values = dict(device="cpu", weights_dir=weights, n=200, seed=0, out=tmp_path / "reports" / "gan_epochs.json")
+    values.update(overrides)
+    return values
 
 
 def test_evaluate_and_report_end_to_end(tmp_path):
     weights = write_tiny_weights(tmp_path / "weights")
     data = synthetic_mnist(n_train=300, n_test=200)
-    results = run_evaluate(args_for(tmp_path, weights), data=data)
+    results = run_evaluate(**evaluate_kwargs(tmp_path, weights), data=data)
     assert set(results["models"]) == {"vae", "gan"}
     assert {"real train vs test (floor)", "uniform noise (ceiling)", "single digit '1' (ceiling)"} == set(results["references"])
     vae = results["models"]["vae"]
@@ -53,13 +61,13 @@ def test_epochs_table(tmp_path):
     snapshots.mkdir()
     (snapshots / "epoch005.safetensors").write_bytes((weights / "gan.safetensors").read_bytes())
     (snapshots / "epoch010.safetensors").write_bytes((other / "gan.safetensors").read_bytes())
-    args = args_for(tmp_path, weights, out=tmp_path / "epochs.json")
+    kwargs = epochs_kwargs(tmp_path, weights, out=tmp_path / "epochs.json")
     data = synthetic_mnist(n_train=300, n_test=200)
-    rows = run_epochs_table(snapshots, args, data=data)
+    rows = run_epochs_table(snapshots, **kwargs, data=data)
     assert [r["epoch"] for r in rows] == [5, 10]
     assert rows[0]["fid"] != rows[1]["fid"]  # different weights
     # a rerun keeps the rows already measured, under their own epochs
-    assert run_epochs_table(snapshots, args, data=data) == rows
+    assert run_epochs_table(snapshots, **kwargs, data=data) == rows
 
 
 def test_class_agreement_has_known_answers():
@@ -83,7 +91,7 @@ def test_epochs_table_of_a_conditional_generator_reports_class_agreement(tmp_pat
     snapshots = tmp_path / "snapshots"
     config = GeneratorConfig(latent_dim=16, arch="dcgan", hidden_dim=16, output="tanh", num_classes=10)
     save(Generator(config).eval(), config, None, snapshots / "epoch005.safetensors")
-    rows = run_epochs_table(snapshots, args_for(tmp_path, weights, out=tmp_path / "reports" / "gan_epochs.json"),
+    rows = run_epochs_table(snapshots, **epochs_kwargs(tmp_path, weights),
                             data=synthetic_mnist(n_train=300, n_test=200))
     assert 0 <= rows[0]["class_agreement"] <= 1
     report = write_report(tmp_path / "missing.json", tmp_path / "runs", weights, tmp_path / "reports").read_text()
@@ -92,24 +100,81 @@ def test_epochs_table_of_a_conditional_generator_reports_class_agreement(tmp_pat
 
 def test_experiments_pilot_and_posthoc_run_end_to_end(tmp_path):
     from models import Generator, GeneratorConfig, save
-    from trainer.experiments import main as run_experiment, recalibrated
+    from trainer.experiments import recalibrated, run_experiment
     weights = write_tiny_weights(tmp_path / "weights")
     data = synthetic_mnist(n_train=300, n_test=200)
     config = GeneratorConfig(latent_dim=16, arch="dcgan", hidden_dim=16, output="tanh")
     save(Generator(config).eval(), config, None, tmp_path / "g.safetensors")
     common = dict(device="cpu", weights_dir=weights, n=200, seed=0, name="tiny", epochs=1, max_steps=2,
                   weights=tmp_path / "g.safetensors")
-    rows = run_experiment(argparse.Namespace(kind="posthoc", out=tmp_path / "posthoc.json", overrides="{}", **common),
-                          data=data)
+    rows = run_experiment("posthoc", out=tmp_path / "posthoc.json", **common, data=data)
     assert [r["name"] for r in rows][:3] == ["real train images (reference)", "as trained",
                                              "BatchNorm statistics re-estimated"]
     assert all(0 <= r["share_confidence_below_0.9"] <= 1 for r in rows)
     assert json.loads((tmp_path / "posthoc.json").read_text()) == rows
-    pilot = run_experiment(argparse.Namespace(kind="pilot", out=None, **common, overrides=json.dumps(
-        {"gan_loss": "bce", "generator": {"hidden_dim": 16, "num_classes": 10},
-         "discriminator": {"hidden_dim": 8, "num_classes": 10, "spectral_norm": False}})), data=data)
+    pilot = run_experiment("pilot", **common, overrides={
+        "gan_loss": "bce", "generator": {"hidden_dim": 16, "num_classes": 10},
+        "discriminator": {"hidden_dim": 8, "num_classes": 10, "spectral_norm": False}}, data=data)
     assert pilot[0]["name"] == "tiny (1 epochs, raw generator)" and pilot[0]["fid"] > 0
     # re-estimated BatchNorm statistics are the activations' own: the first BN's running mean moves
     import torch
     generator = Generator(config).eval()
     assert not torch.equal(recalibrated(generator).net[2].running_mean, generator.net[2].running_mean)
+
+
+def test_digit_check_uses_the_shared_sampler(tmp_path, monkeypatch):
+    """evaluate's digit= check draws through models.sampling.sample_digit (the service's sampler, no
+    service objects), with the bundled-style generator and classifier and the service's default
+    confidence, then scores what it drew with the independent PCA + k-NN judge."""
+    import torch
+
+    from models import DigitClassifier, Generator
+    from models.sampling import DIGIT_MIN_CONFIDENCE
+    from trainer import evaluate
+    weights = write_tiny_weights(tmp_path / "weights")
+    data = synthetic_mnist(n_train=300, n_test=200)
+    calls = []
+
+    def fake_sample_digit(generator, classifier, digit, n, seed, **kwargs):
+        calls.append((type(generator), type(classifier), digit, n, seed, kwargs))
+        real = data.test_images[data.test_labels == digit][:n]  # real digits: the judge should agree
+        return torch.zeros(len(real), generator.latent_dim), real.unsqueeze(1)
+
+    monkeypatch.setattr(evaluate, "sample_digit", fake_sample_digit)
+    result = evaluate.digit_check(weights, data, "gan", 4, 7, torch.device("cpu"))
+    assert [c[2] for c in calls] == list(range(10)) and [c[4] for c in calls] == [7 + d for d in range(10)]
+    assert all(c[:2] == (Generator, DigitClassifier) and c[3] == 4 for c in calls)
+    assert calls[0][5] == dict(max_rounds=50, min_confidence=DIGIT_MIN_CONFIDENCE, device=torch.device("cpu"),
+                               name="gan")
+    assert result["min_confidence"] == DIGIT_MIN_CONFIDENCE and result["samples"] == 40
+    assert result["accuracy"] > 0.9  # synthetic digits are easy for the judge
+
+
+def test_report_without_run_folders_keeps_the_committed_figures(tmp_path):
+    """No runs/ (a fresh clone): the report links the figures already under reports/figures and
+    comes out byte-identical to the committed one, rather than saying 'No figures'."""
+    reports = tmp_path / "reports"
+    shutil.copytree(ROOT / "reports", reports)
+    committed = (ROOT / "reports" / "REPORT.md").read_bytes()
+    path = write_report(reports / "metrics.json", tmp_path / "no-runs", BUNDLED, reports)
+    assert path.read_bytes() == committed
+    assert "No figures" not in path.read_text()
+    for preset in ("vae-seed", "gan-seed", "vae", "gan"):
+        assert f"](figures/{preset}/loss_curves.png)" in path.read_text()
+    # a run folder without figures (say, a crashed run) does not wipe them either
+    (tmp_path / "empty-runs" / "gan").mkdir(parents=True)
+    write_report(reports / "metrics.json", tmp_path / "empty-runs", BUNDLED, reports)
+    assert path.read_bytes() == committed
+    assert sorted(p.name for p in (reports / "figures" / "gan").iterdir()) == \
+        sorted(p.name for p in (ROOT / "reports" / "figures" / "gan").iterdir())
+
+
+def test_committed_gan_figures_carry_the_served_name():
+    """The served model is `gan` (its card's name); its figures are titled so, not with the name it
+    was trained under. The title is in each PNG's "Title" text chunk (trainer/figures.py writes it)."""
+    card = json.loads((BUNDLED / "gan.json").read_text())
+    figures = sorted((ROOT / "reports" / "figures" / "gan").glob("*.png"))
+    assert figures
+    for path in figures:
+        title = Image.open(path).text.get("Title", "")
+        assert title.startswith(f"{card['name']}: "), (path.name, title)
