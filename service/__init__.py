@@ -1,1 +1,7 @@
 """digitgen inference service (FastAPI)."""
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("digitgen")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+source"

@@ -1,17 +1,29 @@
-"""`python -m service [--host --port --workers]`: run the service under uvicorn."""
+"""`python -m service [--host --port --workers]`: run the service under uvicorn.
+
+The settings are checked before uvicorn starts: a malformed DIGITGEN_* value, a GPU that is not
+there or a weights folder that is not there stops the service with one line on stderr naming the
+variable, and exit status 2. A fault found while loading the models (a corrupt or cardless file)
+stops it with one "startup failed: ..." log line, and uvicorn's exit status 3.
+"""
 from __future__ import annotations
 
 import argparse
-import logging
+import json
 import os
+import re
 import signal
 import sys
 import tempfile
 from pathlib import Path
 
 import uvicorn
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
-from service.config import usable_cores
+from service.config import LOG_LEVELS, Settings, usable_cores
+from service.logs import logging_config
+
+CONFIG_ERROR = 2  # the exit status for settings the service cannot start with
 
 
 def prepare_workers(workers: int, environ=os.environ) -> None:
@@ -31,25 +43,90 @@ def prepare_workers(workers: int, environ=os.environ) -> None:
         stale.unlink()
 
 
+def _shown(value, limit: int = 60) -> str:
+    text = str(value)
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def settings_errors(exc: ValidationError | SettingsError) -> list[str]:
+    """One line per invalid setting, naming its environment variable, the value and what it may be."""
+    if isinstance(exc, SettingsError):  # pydantic-settings could not parse a list/dict value as JSON
+        match = re.search(r'field "(\w+)"', str(exc))
+        name = f"DIGITGEN_{match.group(1).upper()}" if match else "a DIGITGEN_ setting"
+        cause = exc.__cause__
+        if isinstance(cause, json.JSONDecodeError):
+            return [f"{name} is not valid: must be JSON, e.g. '[\"https://a.example\"]' ({cause})"]
+        return [f"{name} is not valid: {cause or exc}"]
+    lines = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error.get("loc") else ""
+        name = f"DIGITGEN_{field.upper()}" if field else "a DIGITGEN_ setting"
+        reason = error["msg"].removeprefix("Value error, ")
+        reason = re.sub(r"^Input should", "should", reason)
+        value = "" if field == "api_key" or "input" not in error else f"={_shown(error['input'])}"
+        lines.append(f"{name}{value} is not valid: {reason}")
+    return lines
+
+
+def preflight(settings: Settings) -> list[str]:
+    """What would stop the service at startup and can be known before uvicorn starts: a CUDA
+    device that is not there, a weights folder that is not there or holds no weights. (The files
+    themselves are checked as they load, in every worker.)"""
+    problems = []
+    if settings.device.startswith("cuda"):  # auto and cpu always resolve; CUDA is only touched for cuda
+        from models.devices import DeviceError, resolve_device
+        try:
+            resolve_device(settings.device)
+        except DeviceError as exc:
+            problems.append(f"DIGITGEN_DEVICE={settings.device!r} cannot be used: {exc}")
+    weights = settings.weights_dir
+    if not weights.is_dir():
+        problems.append(f"DIGITGEN_WEIGHTS_DIR={str(weights)!r} is not a directory")
+    elif not any(weights.glob("*.safetensors")):
+        problems.append(f"DIGITGEN_WEIGHTS_DIR={str(weights)!r} holds no *.safetensors weights")
+    return problems
+
+
+def checked_settings() -> Settings:
+    """The settings, or exit status 2 after one line per problem on stderr (no traceback)."""
+    try:
+        settings = Settings()
+    except (ValidationError, SettingsError) as exc:
+        problems = settings_errors(exc)
+    else:
+        problems = preflight(settings)
+    if problems:
+        for line in problems:
+            print(f"digitgen: {line}", file=sys.stderr)
+        sys.exit(CONFIG_ERROR)
+    return settings
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m service", description="Serve digitgen's models over HTTP. "
                                      "Configuration comes from DIGITGEN_* environment variables (see README).")
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; 0.0.0.0 in containers)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
-    parser.add_argument("--no-access-log", action="store_true", help="do not log every request (faster)")
+    parser.add_argument("--log-level", type=str.lower, choices=LOG_LEVELS,
+                        help="default: DIGITGEN_LOG_LEVEL, else info")
+    parser.add_argument("--no-access-log", action="store_true",
+                        help="no access-log line per request (logger digitgen.access; a little faster)")
     parser.add_argument("--graceful-timeout", type=float, default=10.0,
                         help="seconds in-flight requests get to finish after SIGTERM (default 10)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = checked_settings()
+    level = args.log_level or settings.log_level
+    # applied by uvicorn in this process and in every worker; uvicorn's own access log stays off,
+    # ours (service/metrics.py) replaces it
+    log_config = logging_config(level, settings.log_format, access_log=not args.no_access_log)
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal to the handler that was
     # installed before it; this one turns an orderly, drained shutdown into exit status 0.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     prepare_workers(args.workers)
     uvicorn.run("service.main:app", host=args.host, port=args.port, workers=args.workers,
-                log_level=args.log_level, timeout_graceful_shutdown=args.graceful_timeout,
-                proxy_headers=True, server_header=False, access_log=not args.no_access_log)
+                log_config=log_config, log_level=level, timeout_graceful_shutdown=args.graceful_timeout,
+                proxy_headers=True, server_header=False, access_log=False)
 
 
 if __name__ == "__main__":

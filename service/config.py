@@ -8,7 +8,10 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-BUNDLED_WEIGHTS = Path(__file__).resolve().parent.parent / "models" / "weights"
+from models.paths import BUNDLED_WEIGHTS
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+LOG_FORMATS = ("text", "json")
 
 
 def usable_cores() -> int:
@@ -31,6 +34,7 @@ class Settings(BaseSettings):
     inline_budget_ms: float = Field(5.0, ge=0, le=1000, description="largest batch cost run on the event loop")
     max_samples: int = Field(4096, ge=1, le=1_000_000, description="most images per /sample request")
     max_latents: int = Field(4096, ge=1, le=1_000_000, description="most latents per /decode request")
+    max_dataset: int = Field(1_000_000, ge=1, le=100_000_000, description="most images per /dataset request")
     max_steps: int = Field(64, ge=2, le=10_000, description="most interpolation steps")
     max_scale: int = Field(16, ge=1, le=64, description="largest nearest-neighbour upscaling")
     max_upload_bytes: int = Field(5 * 1024 * 1024, ge=1024, description="largest upload or request body")
@@ -45,7 +49,10 @@ class Settings(BaseSettings):
     # off = every request through the FastAPI route (same bytes, slower; for comparison and debugging)
     fast_path: bool = Field(True, description="lean path for GET /sample png/npy (same responses)")
     torch_threads: int = Field(0, ge=0, le=256, description="intra-op threads of the inference thread; 0 = one per CPU core")
-    log_level: str = Field("info")
+    log_level: str = Field("info", description="critical | error | warning | info | debug; --log-level overrides")
+    log_format: str = Field("text", description="text | json (one JSON object per line)")
+    # /metrics is public like the probes unless this is set (and DIGITGEN_API_KEY is)
+    metrics_require_key: bool = Field(False, description="when true and api_key is set, /metrics needs the key")
 
     @field_validator("device")
     @classmethod
@@ -54,6 +61,22 @@ class Settings(BaseSettings):
         value = value.strip().lower()
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
             raise ValueError("must be auto, cpu, cuda or cuda:N")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in LOG_LEVELS:
+            raise ValueError("must be " + ", ".join(LOG_LEVELS[:-1]) + " or " + LOG_LEVELS[-1])
+        return value
+
+    @field_validator("log_format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in LOG_FORMATS:
+            raise ValueError("must be text or json")
         return value
 
     @field_validator("api_key")

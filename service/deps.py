@@ -7,12 +7,18 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Query, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.config import Settings
+from service.errors import ApiError
 from service.inference import Inference
 from service.metrics import MODEL_KEY
 from service.registry import Registry, ServedModel
+
+# auto_error=False: a missing key is answered by require_api_key in the service's error shape
+bearer_scheme = HTTPBearer(auto_error=False, scheme_name="apiKey",
+                           description="DIGITGEN_API_KEY, sent as `Authorization: Bearer <key>`")
 
 
 async def get_settings(request: Request) -> Settings:
@@ -22,7 +28,7 @@ async def get_settings(request: Request) -> Settings:
 async def get_inference(request: Request) -> Inference:
     inference = getattr(request.app.state, "inference", None)
     if inference is None or not request.app.state.ready:
-        raise HTTPException(503, "models are not loaded yet")
+        raise ApiError("not_ready", "models are not loaded yet")
     return inference
 
 
@@ -36,23 +42,22 @@ def bearer_matches(authorization: str, key: str) -> bool:
     return scheme.lower() == "bearer" and secrets.compare_digest(token.strip().encode(), key.encode())
 
 
-async def require_api_key(request: Request) -> None:
-    """Bearer auth when DIGITGEN_API_KEY is set; constant-time comparison."""
+async def require_api_key(request: Request,
+                          _: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)]) -> None:
+    """Bearer auth when DIGITGEN_API_KEY is set (the app only adds this dependency then);
+    constant-time comparison. The HTTPBearer parameter puts the scheme in /openapi.json, which
+    gives /docs its Authorize button."""
     key = request.app.state.settings.api_key
     if key is None:
         return
     if not bearer_matches(request.headers.get("authorization", ""), key.get_secret_value()):
-        raise HTTPException(401, "missing or wrong API key: send 'Authorization: Bearer <key>'",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise ApiError("unauthorized", "missing or wrong API key: send 'Authorization: Bearer <key>'",
+                       headers={"WWW-Authenticate": "Bearer"})
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 InferenceDep = Annotated[Inference, Depends(get_inference)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
-
-# Model names come only from the registry; anything else (paths included) is a 404 by lookup.
-ModelName = Annotated[str, Query(min_length=1, max_length=64, description="a model name from /models",
-                                 examples=["gan", "vae"])]
 
 
 def lookup_model(request: Request, registry: Registry, name: str, *, kinds: tuple[str, ...] | None = None,
@@ -60,13 +65,13 @@ def lookup_model(request: Request, registry: Registry, name: str, *, kinds: tupl
     model = registry.get(name)
     if model is None:
         known = ", ".join(sorted(registry.models))
-        raise HTTPException(404, f"unknown model; loaded models: {known}")  # input is not echoed
+        raise ApiError("model_not_found", f"unknown model; loaded models: {known}")  # input is not echoed
     request.scope[MODEL_KEY] = model.name  # metrics label (bounded: registry names only)
     if kinds is not None and model.kind not in kinds:
-        raise HTTPException(422, f"model {model.name!r} is a {model.kind}; it cannot {action}")
+        raise ApiError("wrong_model_kind", f"model {model.name!r} is a {model.kind}; it cannot {action}")
     return model
 
 
 def check_limit(value: int, limit: int, what: str, setting: str) -> None:
     if value > limit:
-        raise HTTPException(422, f"{what} is {value}; the limit is {limit} (DIGITGEN_{setting})")
+        raise ApiError("limit_exceeded", f"{what} is {value}; the limit is {limit} (DIGITGEN_{setting})")

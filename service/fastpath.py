@@ -7,10 +7,12 @@ the same requests with the same work done directly: it parses the query string, 
 value against the same limits, runs the same batched forward pass and the same encoders, and
 sends the same status, headers and bytes.
 
-It only ever answers requests it fully understands and that will succeed. Anything else — an
-unknown or repeated parameter, a value that is not a plain decimal, any limit exceeded, `digit=`,
-`format=json`, a wrong API key, a model that is not loaded or cannot sample, a service not yet
-ready — goes on to the FastAPI route unchanged, so every error response has one source.
+It only ever answers requests it fully understands and that will succeed. It reads the query
+with the route's own `SampleQuery` model and checks it with the route's own `sample_problem`, so
+the two cannot disagree on defaults or limits. Anything else — an unknown, repeated or blank
+parameter, a value the model rejects, a limit exceeded, `digit=`, `format=json`, a wrong API key,
+a model that is not loaded or cannot sample, a service not yet ready — goes on to the FastAPI
+route unchanged, so every error response has one source.
 tests/service/test_fastpath.py checks the two paths agree byte for byte.
 """
 from __future__ import annotations
@@ -19,27 +21,23 @@ import logging
 from functools import partial
 from urllib.parse import parse_qsl
 
+from pydantic import ValidationError
 from starlette.responses import JSONResponse
 
 from service import imaging
+from service.caching import cache_headers, etag
 from service.deps import bearer_matches
+from service.errors import INTERNAL_ERROR
 from service.inference import latents_for_seed
 from service.metrics import MODEL_KEY
+from service.openapi import GENERATIVE
 from service.routes import sample as sample_routes
-from service.routes.common import INTERNAL_ERROR, NPY_MEDIA_TYPE, output_size_problem
-from service.routes.sample import MAX_SEED, new_seed
-from service.schemas import MAX_NROW
+from service.routes.common import NPY_MEDIA_TYPE, new_seed, sample_problem
+from service.schemas import SampleQuery
 
 log = logging.getLogger("digitgen")
-_PARAMS = frozenset({"model", "n", "seed", "format", "nrow", "scale"})
-_INT_PARAMS = ("n", "seed", "nrow", "scale")
-
-
-def _plain_int(text: str) -> int | None:
-    """Only what every parser reads the same way: 1 to 19 ASCII digits."""
-    if 0 < len(text) <= 19 and text.isascii() and text.isdigit():
-        return int(text)
-    return None
+# what the lean path answers: every SampleQuery field but digit (rejection sampling runs in the thread)
+_PARAMS = frozenset(SampleQuery.model_fields) - {"digit"}
 
 
 class SampleFastPath:
@@ -65,39 +63,33 @@ class SampleFastPath:
         await self.app(scope, receive, send)
 
     def _plan(self, scope):
-        """(model, n, seed, format, nrow, scale) when this request is certain to succeed, else None."""
+        """(model, query) when this request is certain to succeed, else None."""
         state = self.state
         if not state.ready or state.inference is None:
             return None
         settings = state.settings
         if settings.api_key is not None and not self._authorised(scope, settings.api_key.get_secret_value()):
             return None
+        if any(name == b"if-none-match" for name, _ in scope["headers"]):
+            return None  # conditional requests (a 304, maybe) are the route's
         try:
             pairs = parse_qsl(scope["query_string"].decode("ascii"), keep_blank_values=True,
                               strict_parsing=False, max_num_fields=len(_PARAMS))
         except (UnicodeDecodeError, ValueError):
             return None
         query = dict(pairs)
-        if len(query) != len(pairs) or not query.keys() <= _PARAMS:
+        if len(query) != len(pairs) or not query.keys() <= _PARAMS or "" in query.values():
             return None
-        values = {"n": 1, "seed": None, "nrow": 8, "scale": 1}
-        for key in _INT_PARAMS:
-            if key in query:
-                values[key] = _plain_int(query[key])
-                if values[key] is None:
-                    return None
-        n, seed, nrow, scale = values["n"], values["seed"], values["nrow"], values["scale"]
-        fmt = query.get("format", "png")
-        if fmt not in ("png", "npy") or not 1 <= n <= settings.max_samples or not 1 <= nrow <= MAX_NROW:
+        try:
+            parsed = SampleQuery.model_validate(query)
+        except ValidationError:
             return None
-        if (seed is not None and seed > MAX_SEED) or scale < 1:
+        if parsed.format == "json" or sample_problem(settings, parsed) is not None:
             return None
-        if fmt == "png" and output_size_problem(settings, n, nrow, scale) is not None:
+        served = state.inference.registry.get(parsed.model)
+        if served is None or served.kind not in GENERATIVE:
             return None
-        served = state.inference.registry.get(query.get("model", "gan"))
-        if served is None or served.kind not in ("vae", "generator"):
-            return None
-        return served, n, seed, fmt, nrow, scale
+        return served, parsed
 
     @staticmethod
     def _authorised(scope, key: str) -> bool:
@@ -106,18 +98,26 @@ class SampleFastPath:
                 return bearer_matches(value.decode("latin-1"), key)
         return False
 
-    async def _answer(self, scope, send, served, n, seed, fmt, nrow, scale) -> None:
+    async def _answer(self, scope, send, served, query: SampleQuery) -> None:
         scope["route"] = self.route
         scope[MODEL_KEY] = served.name
-        seed = new_seed() if seed is None else seed
+        seed = new_seed() if query.seed is None else query.seed
         # the encoder runs right after the batch's forward pass, where that ran (service/batching.py)
-        if fmt == "png":
-            finish, media_type = partial(imaging.images_png, nrow=nrow, scale=scale), b"image/png"
+        if query.format == "png":
+            finish, media_type = partial(imaging.images_png, nrow=query.nrow, scale=query.scale), b"image/png"
         else:
             finish, media_type = imaging.encode_npy, NPY_MEDIA_TYPE.encode()
-        body = await self.state.inference.generate(served, latents_for_seed(seed, n, served.latent_dim), finish)
-        # the header order of a Starlette Response built with these headers
-        headers = [(b"x-seed", str(seed).encode()), (b"x-model", served.name.encode()),
-                   (b"content-length", str(len(body)).encode()), (b"content-type", media_type)]
+        latents = latents_for_seed(seed, query.n, served.latent_dim)
+        body = await self.state.inference.generate(served, latents, finish)
+        # the headers of the route's Response, in the order Starlette writes them
+        headers = [(b"x-seed", str(seed).encode()), (b"x-model", served.name.encode())]
+        if query.seed is None:
+            headers.append((b"cache-control", b"no-store"))
+        else:
+            settings = self.state.settings
+            tag = etag("/sample", *sample_routes.sample_identity(self.state.inference, settings, served, query))
+            headers.extend((name.lower().encode(), value.encode())
+                           for name, value in cache_headers(tag, settings.api_key is not None).items())
+        headers += [(b"content-length", str(len(body)).encode()), (b"content-type", media_type)]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -13,11 +13,15 @@ from dataclasses import dataclass
 
 import torch
 
+from models import dataset
 from models.latent import interpolate
+from models.sampling import DigitNotFound, classify_u8, generate_u8, latents_for_seed, sample_digit, to_uint8
 from service.batching import Batcher, Finish
-from service.imaging import to_uint8
+from service.config import Settings
 from service.metrics import Metrics
 from service.registry import Registry, ServedModel
+
+__all__ = ["CPU_CHUNK", "Classified", "DigitNotFound", "Inference", "inline_rows", "latents_for_seed"]
 
 
 # Rows per forward pass of a convolutional model on the CPU. The bundled DCGAN makes ~20 % more
@@ -25,6 +29,9 @@ from service.registry import Registry, ServedModel
 # an MLP is the other way round (one big GEMM: 358k images/s at 1024 vs 242k at 128), so MLPs are
 # not chunked. Measured on the 2-core machine; results per row are the same either way.
 CPU_CHUNK = 128
+# Rows per forward pass of /dataset: fixed and aligned within each block for every model and device,
+# so an item's bytes never depend on the slice that asked for it (models/dataset.py:chunks).
+DATASET_CHUNK = 256
 
 
 def _chunked_on_cpu(model: ServedModel) -> bool:
@@ -39,17 +46,6 @@ def inline_rows(model: ServedModel, budget_ms: float) -> int:
     return int(budget_ms / 1000 / model.seconds_per_row)
 
 
-class DigitNotFound(RuntimeError):
-    """Rejection sampling could not find enough samples of the requested digit."""
-
-
-def latents_for_seed(seed: int, n: int, latent_dim: int) -> torch.Tensor:
-    """The n latents a seed stands for: N(0, I) draws from a CPU generator, so the same seed gives
-    the same latents on every machine and device. (n, latent_dim) float32 on the CPU."""
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, latent_dim, generator=g)
-
-
 @dataclass
 class Classified:
     digits: torch.Tensor  # (n,) int64
@@ -57,32 +53,32 @@ class Classified:
 
 
 class Inference:
-    def __init__(self, registry: Registry, metrics: Metrics, max_batch_size: int, batch_wait_ms: float,
-                 digit_max_rounds: int, digit_min_confidence: float, inline_budget_ms: float = 0.0,
-                 torch_threads: int | None = None):
+    def __init__(self, registry: Registry, metrics: Metrics, settings: Settings, torch_threads: int):
+        """torch_threads: intra-op threads of the inference thread (service/main.py:configure_torch)."""
         self.registry = registry
         self.metrics = metrics
-        # one thread: torch already parallelises inside an op, and one thread keeps batches in order
-        self.executor = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="digitgen-infer",
-            # torch's intra-op thread count is per thread: the event loop keeps one (service/main.py)
-            initializer=torch.set_num_threads if torch_threads else None, initargs=(torch_threads,) if torch_threads else ())
-        self.digit_max_rounds = digit_max_rounds
-        self.digit_min_confidence = digit_min_confidence
+        self.torch_threads = torch_threads
+        # one thread: torch already parallelises inside an op, and one thread keeps batches in order;
+        # torch's intra-op thread count is per thread: the event loop keeps one (service/main.py)
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digitgen-infer",
+                                           initializer=torch.set_num_threads, initargs=(torch_threads,))
+        self.digit_max_rounds = settings.digit_max_rounds
+        self.digit_min_confidence = settings.digit_min_confidence
         self.batchers: dict[str, Batcher] = {}
         self.inline_rows: dict[str, int] = {}
         self.reconstructors: dict[str, Batcher] = {}
+        batching = {"max_batch_size": settings.max_batch_size, "wait_ms": settings.batch_wait_ms}
         for name, model in registry.models.items():
             if model.is_generative:
-                self.inline_rows[name] = inline_rows(model, inline_budget_ms)
+                self.inline_rows[name] = inline_rows(model, settings.inline_budget_ms)
                 self.batchers[name] = Batcher(
-                    lambda z, m=model: self._generate_u8(m, z), self.executor, max_batch_size, batch_wait_ms,
+                    lambda z, m=model: self._generate_u8(m, z), self.executor, **batching,
                     on_batch=metrics.batch_size.labels(name).observe, inline_rows=self.inline_rows[name],
                 )
             if model.kind == "vae":
                 # encoder + decoder: about twice the decoder's cost per row (the encoder mirrors it)
                 self.reconstructors[name] = Batcher(
-                    lambda x, m=model: self._reconstruct_u8(m, x), self.executor, max_batch_size, batch_wait_ms,
+                    lambda x, m=model: self._reconstruct_u8(m, x), self.executor, **batching,
                     inline_rows=self.inline_rows[name] // 2,
                 )
 
@@ -101,52 +97,24 @@ class Inference:
     # ---- thread-side work (tensors in, tensors out) ----------------------------------------
 
     @staticmethod
-    @torch.inference_mode()
     def _generate_u8(model: ServedModel, latents: torch.Tensor) -> torch.Tensor:
-        latents = latents.to(model.device, non_blocking=True)
-        if latents.shape[0] <= CPU_CHUNK or not _chunked_on_cpu(model):
-            return to_uint8(model.module.generate(latents))
-        return torch.cat([to_uint8(model.module.generate(part)) for part in latents.split(CPU_CHUNK)])
+        return generate_u8(model.module, latents, device=model.device,
+                           chunk=CPU_CHUNK if _chunked_on_cpu(model) else None)
 
-    @torch.inference_mode()
     def classify(self, images_u8: torch.Tensor) -> Classified:
         classifier = self.registry.classifier
-        x = images_u8.to(classifier.device).float().div_(255)
-        probs = torch.softmax(classifier.module(x), dim=1)
-        confidence, digits = probs.max(dim=1)
-        return Classified(digits.cpu(), confidence.cpu())
+        return Classified(*classify_u8(classifier.module, images_u8, device=classifier.device))
 
-    @torch.inference_mode()
     def sample_digit(self, model: ServedModel, digit: int, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rejection sampling: draw candidate latents in rounds from the seed's stream, keep those the
-        classifier labels `digit` with at least the minimum confidence. Returns (latents, images_u8)."""
-        g = torch.Generator().manual_seed(seed)
-        kept_z, kept_x = [], []
-        found = 0
-        # a class-conditional generator draws every candidate from the digit's part of the latent space
-        # (the classifier still checks each one); an unconditional one hits any given digit ~10 % of the time
-        conditional = getattr(model.module, "num_classes", 0) == 10
-        candidates = max(16, n + n // 2) if conditional else max(64, 12 * n)
-        for _ in range(self.digit_max_rounds):
-            if conditional:
-                z = model.module.latents_for_classes(torch.full((candidates,), digit), generator=g)
-            else:
-                z = torch.randn(candidates, model.latent_dim, generator=g)
-            images = self._generate_u8(model, z)
-            verdict = self.classify(images)
-            keep = (verdict.digits == digit) & (verdict.confidence >= self.digit_min_confidence)
-            kept_z.append(z[keep])
-            kept_x.append(images[keep])
-            found += int(keep.sum())
-            if found >= n:
-                break
-        if found < n:
-            raise DigitNotFound(
-                f"model {model.name!r} produced only {found} of {n} samples of digit {digit} in "
-                f"{self.digit_max_rounds * candidates} tries; ask for fewer or use another model"
-            )
+        """`digit=`: rejection sampling judged by the registry's classifier (models/sampling.py).
+        Returns (latents, images_u8)."""
+        classifier = self.registry.classifier
+        latents, images = sample_digit(model.module, classifier.module, digit, n, seed,
+                                       max_rounds=self.digit_max_rounds, min_confidence=self.digit_min_confidence,
+                                       device=model.device, chunk=CPU_CHUNK if _chunked_on_cpu(model) else None,
+                                       name=model.name)
         self.metrics.images.labels(model.name).inc(n)
-        return torch.cat(kept_z)[:n], torch.cat(kept_x)[:n]
+        return latents, images
 
     @torch.inference_mode()
     def encode(self, model: ServedModel, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -167,6 +135,26 @@ class Inference:
         output = await self.reconstructors[model.name].submit(images)
         self.metrics.images.labels(model.name).inc(images.shape[0])
         return output
+
+    @torch.inference_mode()
+    def dataset_rows(self, model: ServedModel, seed: int, block: int, digits: tuple[int, ...], lo: int,
+                     hi: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows [lo, hi) of one block of the labelled sequence (models/dataset.py): uint8 images
+        (hi - lo, 1, 28, 28) and uint8 labels (hi - lo,), the classes asked for or the classifier's."""
+        latents, asked = dataset.block_latents(model.module, seed, block, digits)
+        images, labels = [], []
+        for start, end in dataset.chunks(lo, hi, DATASET_CHUNK):
+            part = generate_u8(model.module, latents[start:end], device=model.device)
+            if asked is None:
+                classifier = self.registry.classifier
+                classes, _ = classify_u8(classifier.module, part, device=classifier.device)
+            else:
+                classes = asked[start:end]
+            keep = slice(max(lo - start, 0), min(hi, end) - start)
+            images.append(part[keep])
+            labels.append(classes[keep])
+        self.metrics.images.labels(model.name).inc(hi - lo)
+        return torch.cat(images), torch.cat(labels).to(torch.uint8)
 
     def interpolate_latents(self, z_a: torch.Tensor, z_b: torch.Tensor, steps: int, method: str) -> torch.Tensor:
         return interpolate(z_a.double(), z_b.double(), steps, method).float()

@@ -10,10 +10,9 @@ import os
 from contextlib import asynccontextmanager
 
 import torch
-from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from PIL import Image
 from prometheus_client import multiprocess
 
@@ -21,10 +20,15 @@ from service.config import Settings, get_settings, usable_cores
 from service.deps import require_api_key
 from service.fastpath import SampleFastPath
 from service.inference import Inference
+from service.logs import configure_if_unset as configure_logging_if_unset
 from service.metrics import Metrics, MetricsMiddleware, multiprocess_dir
 from service.registry import RegistryError, load_registry
-from service.routes import images, latents, ops, sample
-from service.routes.common import ERROR_RESPONSES, INTERNAL_ERROR
+from service import __version__
+from service.errors import install_handlers
+from service.head import HeadAsGet
+from service.linger import LingerAfter413
+from service.openapi import install_openapi
+from service.routes import dataset, images, latents, ops, sample
 
 log = logging.getLogger("digitgen")
 
@@ -62,9 +66,7 @@ async def lifespan(app: FastAPI):
     except RegistryError as exc:
         log.error("startup failed: %s", exc)
         raise
-    inference = Inference(registry, metrics, settings.max_batch_size, settings.batch_wait_ms,
-                          settings.digit_max_rounds, settings.digit_min_confidence, settings.inline_budget_ms,
-                          torch_threads=threads)
+    inference = Inference(registry, metrics, settings, torch_threads=threads)
     inference.start()
     # everything loaded so far lives as long as the process: keep it out of the cyclic GC's
     # generations, so full collections under load do not walk torch's and FastAPI's object graphs
@@ -89,43 +91,40 @@ async def lifespan(app: FastAPI):
             multiprocess.mark_process_dead(os.getpid())
 
 
-def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+API_DESCRIPTION = """Samples, reconstructions, interpolations and latent vectors from digitgen's MNIST models.
 
-
-def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    # FastAPI's default body echoes the input back; keep locations and messages only.
-    errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
-    return JSONResponse({"detail": errors}, status_code=422)
-
-
-def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return JSONResponse(INTERNAL_ERROR, status_code=500)
+Every error is JSON `{"detail": "...", "code": "...", "errors": [...]}`; the codes are listed with each
+operation's responses. Same model + seed + parameters: the same bytes, on any machine."""
 
 
 def create_api(settings: Settings | None = None) -> FastAPI:
-    """The FastAPI app: every route, the error handlers and the lifespan."""
+    """The FastAPI app: every route, the error handlers, the lifespan and the completed OpenAPI schema.
+    /docs and /redoc load their JavaScript and CSS from the service itself (fastapi-offline ships
+    them), so they work without internet access."""
     settings = settings or get_settings()
-    app = FastAPI(
+    app = FastAPIOffline(
         title="digitgen",
-        version="0.1.0",
+        version=__version__,
         summary="Handwritten-digit generation (VAE, GAN) over HTTP.",
+        description=API_DESCRIPTION,
         lifespan=lifespan,
+        static_url="/docs-static",
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.ready = False
     app.state.inference = None
 
-    secured = [Depends(require_api_key)]
-    for router in (sample.router, images.router, latents.router, ops.router):
-        app.include_router(router, dependencies=secured, responses=ERROR_RESPONSES)
+    # the key dependency only where a key is set, so /openapi.json declares the bearer scheme (and
+    # /docs shows Authorize) exactly when the service asks for it
+    secured = [Depends(require_api_key)] if settings.api_key is not None else []
+    for router in (sample.router, dataset.router, images.router, latents.router, ops.router):
+        app.include_router(router, dependencies=secured)
     app.include_router(ops.public)
-
-    app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(Exception, _unexpected_error)
+    install_handlers(app)
+    install_openapi(app)
+    app.add_middleware(HeadAsGet)
+    app.add_middleware(LingerAfter413)
     return app
 
 
@@ -136,18 +135,26 @@ class Service:
     does not need (FastAPI's error, telemetry and body-limit middleware): 3 % more single-PNG
     requests/s for the report's MLP on the 2-core machine (medians of three 5-s wrk runs each,
     8.76k vs 8.47k). Every other request goes through all of FastAPI as before. Order, outermost
-    first: metrics (times everything), CORS (headers on every answer), lean path, FastAPI. The lean
-    path answers its own failures with the same JSON 500 as FastAPI's handler."""
+    first: metrics (times everything, X-Request-ID on every answer, the access log), CORS (headers on
+    every answer), lean path, FastAPI. The lean path answers its own failures with the same JSON
+    500 as FastAPI's handler.
+
+    Building it also sets up logging when nothing has (`uvicorn service.main:app`; service/logs.py)."""
+
+    # what browsers may read from a cross-origin response besides the CORS-safelisted headers
+    EXPOSED_HEADERS = ["X-Seed", "X-Seed-A", "X-Seed-B", "X-Model", "X-Label-Source", "X-Request-ID", "ETag"]
 
     def __init__(self, api: FastAPI):
         self.api = api
         settings: Settings = api.state.settings
+        configure_logging_if_unset(settings)
         inner = api
         if settings.fast_path:
             inner = SampleFastPath(inner, state=api.state)
         if settings.cors_origins:
             inner = CORSMiddleware(inner, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                                   allow_headers=["Authorization", "Content-Type"], expose_headers=["X-Seed"])
+                                   allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+                                   expose_headers=self.EXPOSED_HEADERS)
         self._app = MetricsMiddleware(inner, metrics=api.state.metrics)
 
     @property
@@ -155,7 +162,38 @@ class Service:
         return self.api.state
 
     async def __call__(self, scope, receive, send) -> None:
-        await self._app(scope, receive, send)
+        if scope["type"] == "lifespan":
+            await self._lifespan(scope, receive, send)
+        else:
+            await self._app(scope, receive, send)
+
+    async def _lifespan(self, scope, receive, send) -> None:
+        """A startup that fails for a known cause (RegistryError: a device, a weights file) was
+        logged by the lifespan as one line naming it. Starlette's lifespan.startup.failed message
+        carries the traceback, which uvicorn would print around that line: here it goes without
+        one, so uvicorn prints just "Application startup failed. Exiting." and exits non-zero.
+        Any other exception is a bug and keeps its traceback."""
+        failed = None
+
+        async def hold_failure(message):
+            nonlocal failed
+            if message["type"] == "lifespan.startup.failed":
+                failed = message  # sent below, once the exception says what failed
+                return
+            await send(message)
+
+        try:
+            await self._app(scope, receive, hold_failure)
+        except RegistryError:
+            if failed is not None:
+                await send({"type": "lifespan.startup.failed", "message": ""})
+            raise  # uvicorn ignores it after startup.failed; TestClient raises it
+        except BaseException:
+            if failed is not None:
+                await send(failed)
+            raise
+        if failed is not None:  # a lifespan that reported failure without raising
+            await send(failed)
 
 
 def create_app(settings: Settings | None = None) -> Service:

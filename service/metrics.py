@@ -1,50 +1,74 @@
-"""Prometheus metrics (prometheus-client) and the pure-ASGI middleware that records them.
+"""Prometheus metrics (prometheus-client) and the pure-ASGI middleware that records them, logs each
+request and gives it an X-Request-ID.
 
 Each app gets its own CollectorRegistry, so several apps (tests) never share counters. Labels
 are bounded: the route template (not the raw path), a model name from the registry or "-",
-and the status code.
+and the status code. The registry also holds prometheus-client's process (process_*: memory,
+CPU, file descriptors), platform (python_info) and garbage-collector (python_gc_*) collectors.
 """
 from __future__ import annotations
 
+import logging
 import os
+import re
 import time
+from urllib.parse import quote
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+from prometheus_client import (CollectorRegistry, Counter, Gauge, GCCollector, Histogram, PlatformCollector,
+                               ProcessCollector, disable_created_metrics, generate_latest)
 from prometheus_client import multiprocess
+
+from service.logs import ACCESS_LOGGER, current_request_id
 
 disable_created_metrics()  # the *_created series only add noise to scrapes
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 MODEL_KEY = "digitgen.model"  # set in the ASGI scope by routes that serve a model
+REQUEST_ID_KEY = "digitgen.request_id"  # the request's X-Request-ID (bytes), set in the scope by the middleware
+REQUEST_ID_HEADER = b"x-request-id"
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("digitgen_requests", "HTTP requests", ["route", "method", "model", "status"],
-                                registry=self.registry)
-        self.latency = Histogram("digitgen_request_duration_seconds", "Request latency", ["route", "model"],
+        self.requests = Counter("digitgen_requests", "HTTP requests answered, by route template, method, model "
+                                "and status code (route 'unmatched': no route; model '-': none served)",
+                                ["route", "method", "model", "status"], registry=self.registry)
+        self.latency = Histogram("digitgen_request_duration_seconds", "Seconds from a request's arrival to the end "
+                                 "of its response, by route template and model", ["route", "model"],
                                  buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.batch_size = Histogram("digitgen_batch_size", "Latents per batched forward pass", ["model"],
+        self.batch_size = Histogram("digitgen_batch_size", "Latents per batched forward pass (requests queued "
+                                    "together share one), by model", ["model"],
                                     buckets=BATCH_BUCKETS, registry=self.registry)
-        self.images = Counter("digitgen_images_generated", "Images produced by the models", ["model"],
-                              registry=self.registry)
+        self.images = Counter("digitgen_images_generated", "Images the models produced for responses, by model (digit= "
+                              "counts the images it returns, not rejected candidates)",
+                              ["model"], registry=self.registry)
         # multiprocess_mode: how the workers' values combine under `--workers N` (ignored otherwise)
-        self.in_progress = Gauge("digitgen_requests_in_progress", "HTTP requests being served",
+        self.in_progress = Gauge("digitgen_requests_in_progress", "HTTP requests being served right now",
                                  registry=self.registry, multiprocess_mode="livesum")
-        self.ready = Gauge("digitgen_ready", "1 when every model is loaded and warmed up", registry=self.registry,
+        self.ready = Gauge("digitgen_ready", "1 when every model is loaded and warmed up (as /readyz), else 0; "
+                           "with several workers the lowest of them", registry=self.registry,
                            multiprocess_mode="livemin")
-        self.models_loaded = Gauge("digitgen_models_loaded", "Models in the registry", registry=self.registry,
-                                   multiprocess_mode="livemax")
+        self.models_loaded = Gauge("digitgen_models_loaded", "Models in the registry (loaded from "
+                                   "DIGITGEN_WEIGHTS_DIR)", registry=self.registry, multiprocess_mode="livemax")
+        # the process's memory, CPU and file descriptors (process_*; read from /proc, so Linux only),
+        # python_info, and the cyclic garbage collector's runs (python_gc_*)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
 
     def exposition(self) -> bytes:
         """The text /metrics serves: this process's registry, or with several workers
-        (PROMETHEUS_MULTIPROC_DIR, set by `python -m service --workers N`) all workers' values."""
+        (PROMETHEUS_MULTIPROC_DIR, set by `python -m service --workers N`) all workers' digitgen_*
+        values combined, plus python_info. The process_* and python_gc_* series are left out there:
+        prometheus-client cannot combine them across processes, and one worker's figures, from
+        whichever worker answered the scrape, would jump between workers from scrape to scrape."""
         if multiprocess_dir() is None:
             return generate_latest(self.registry)
         combined = CollectorRegistry()
         multiprocess.MultiProcessCollector(combined)
+        PlatformCollector(registry=combined)
         return generate_latest(combined)
 
 
@@ -52,8 +76,42 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 
 
+access_log = logging.getLogger(ACCESS_LOGGER)
+_sane_request_id = re.compile(rb"[A-Za-z0-9._-]{1,128}").fullmatch
+_UUID4_MASK = ((1 << 128) - 1) & ~((0xF << 76) | (0x3 << 62))  # clears the version and variant bits
+_UUID4_BITS = (4 << 76) | (2 << 62)  # version 4, RFC 4122 variant
+_ID_BATCH = 256
+_id_pool: list[bytes] = []
+if hasattr(os, "register_at_fork"):  # a forked worker must not hand out its parent's ids
+    os.register_at_fork(after_in_child=_id_pool.clear)
+
+
+def new_request_id() -> bytes:
+    """A random (version 4) UUID as 32 hex digits, like uuid.uuid4().hex, drawn from os.urandom
+    256 at a time: 0.6 us an id rather than uuid4().hex's 2.3 (the 2-core machine)."""
+    try:
+        return _id_pool.pop()
+    except IndexError:
+        raw = os.urandom(16 * _ID_BATCH)
+        _id_pool.extend([b"%032x" % (int.from_bytes(raw[i:i + 16], "big") & _UUID4_MASK | _UUID4_BITS)
+                         for i in range(0, len(raw), 16)])
+        return _id_pool.pop()
+
+
+def request_id_of(headers) -> bytes:
+    """The client's X-Request-ID when it is 1 to 128 of [A-Za-z0-9._-] (safe in headers and log
+    lines), else a new one. The first such header counts."""
+    for name, value in headers:
+        if name == REQUEST_ID_HEADER:
+            return value if _sane_request_id(value) else new_request_id()
+    return new_request_id()
+
+
 class MetricsMiddleware:
-    """Times every HTTP request; labels come from the matched route (FastAPI puts it in the scope)."""
+    """The outermost layer: times every HTTP request (labels come from the matched route, which
+    FastAPI or the lean path puts in the scope), gives it an X-Request-ID (the client's, or a new
+    one) that every response carries, and logs one access line per request on "digitgen.access"
+    when that logger is enabled (skipped entirely when it is not)."""
 
     def __init__(self, app, metrics: Metrics):
         self.app = app
@@ -77,22 +135,49 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
+        request_id = request_id_of(scope["headers"])
+        scope[REQUEST_ID_KEY] = request_id
+        id_header = (REQUEST_ID_HEADER, request_id)
         status = 500
 
         async def send_wrapper(message):
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [*message.get("headers", ()), id_header]
             await send(message)
 
+        token = current_request_id.set(request_id)
         in_progress = self.metrics.in_progress
         in_progress.inc()
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
             in_progress.dec()
+            elapsed = time.perf_counter() - start
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             count, latency = self._series((template, scope["method"], scope.get(MODEL_KEY, "-"), str(status)))
             count.inc()
-            latency.observe(time.perf_counter() - start)
+            latency.observe(elapsed)
+            if access_log.isEnabledFor(logging.INFO):
+                log_access(scope, status, elapsed, request_id)
+            current_request_id.reset(token)
+
+
+def log_access(scope, status: int, elapsed: float, request_id: bytes) -> None:
+    """`client "METHOD /path?query HTTP/1.1" status 1.23ms request_id=...`; the same values are
+    fields of the record (method, path, status, latency_ms, request_id, client) for JSON lines.
+    The path is percent-encoded as uvicorn's access log does, so no byte of it can forge a line."""
+    client = scope.get("client")
+    client = f"{client[0]}:{client[1]}" if client else "-"
+    path = quote(scope.get("root_path", "") + scope["path"])
+    if scope.get("query_string"):
+        path = f"{path}?{quote(scope['query_string'].decode('latin-1'), safe='=&;%+,/:@!$*()~')}"
+    method = scope["method"]
+    latency_ms = round(elapsed * 1000, 3)
+    rid = request_id.decode("ascii")
+    access_log.info('%s "%s %s HTTP/%s" %d %.2fms request_id=%s', client, method, path,
+                    scope.get("http_version", "1.1"), status, latency_ms, rid,
+                    extra={"method": method, "path": path, "status": status, "latency_ms": latency_ms,
+                           "request_id": rid, "client": client})

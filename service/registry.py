@@ -41,10 +41,6 @@ class ServedModel:
     def is_generative(self) -> bool:
         return self.kind in GENERATIVE_KINDS
 
-    @property
-    def family(self) -> str:
-        return {"vae": "vae", "generator": "gan", "classifier": "classifier"}[self.kind]
-
 
 @dataclass
 class Registry:

@@ -1,16 +1,59 @@
 """Typed request and response bodies (they document /openapi.json)."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 Format = Literal["png", "json", "npy"]
 MAX_NROW = 1024  # images per grid row, wherever a grid is asked for
+MAX_SEED = 2**63 - 1  # seeds are torch.Generator seeds: non-negative 64-bit integers
+# Descriptions shared by the query models and the routes' own parameters. The limits that depend on
+# the configuration (DIGITGEN_MAX_*) are filled into /openapi.json from the settings (service/openapi.py).
+SEED_HELP = "same model, seed and parameters: same bytes, on any machine; omitted: a random seed (in X-Seed)"
+SCALE_HELP = "nearest-neighbour enlargement of every image (limit DIGITGEN_MAX_SCALE)"
 
 
-class Detail(BaseModel):
-    detail: str | list = Field(description="what went wrong")
+class SampleQuery(BaseModel):
+    """GET /sample's parameters: one model for the FastAPI route and the lean path (service/fastpath.py),
+    so both read a query string the same way."""
+    model: str = Field("gan", min_length=1, max_length=64, description="a generative model from /models",
+                       examples=["gan"])
+    n: int = Field(1, ge=1, description="number of images (limit DIGITGEN_MAX_SAMPLES); n > 1 gives a grid PNG",
+                   examples=[16])
+    seed: int | None = Field(None, ge=0, le=MAX_SEED, description=SEED_HELP, examples=[42])
+    digit: int | None = Field(None, ge=0, le=9, description="only samples of this digit: drawn from the digit's "
+                              "part of a class-conditional gan's latent space, and each kept only if the bundled "
+                              "classifier is sure of it", examples=[7])
+    format: Format = Field("png", description="png: one image or a grid; json: base64 PNGs with latents and the "
+                           "classifier's digit; npy: uint8 array (n, 28, 28) for bulk use")
+    nrow: int = Field(8, ge=1, le=MAX_NROW, description="images per grid row (png)")
+    scale: int = Field(1, ge=1, description=SCALE_HELP)
+
+
+MAX_OFFSET = 10**12  # /dataset items are indexed from 0 up to here
+
+
+class DatasetQuery(BaseModel):
+    """GET /dataset's parameters."""
+    model: str = Field("gan", min_length=1, max_length=64, description="a generative model from /models",
+                       examples=["gan"])
+    n: int = Field(1000, ge=1, description="number of labelled images (limit DIGITGEN_MAX_DATASET)",
+                   examples=[60000])
+    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="the dataset's seed: same model, seed and "
+                             "digits, same sequence; omitted: a random seed (in X-Seed)", examples=[0])
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="index of the first item: offset and n select a "
+                        "slice of the sequence, so pages fetched one by one equal one big request", examples=[0])
+    digits: str | None = Field(None, pattern=r"^[0-9](,[0-9])*$", max_length=19,
+                               description="comma-separated digits to include, in equal shares (default: all "
+                               "ten); class-conditional models only", examples=["3,8"])
+    format: Literal["npz", "tar"] = Field("npz", description="npz: numpy.load gives `images` uint8 (n, 28, 28) "
+                                          "and `labels` uint8 (n,); tar: WebDataset samples <index>.png + "
+                                          "<index>.cls")
+
+    def digit_tuple(self) -> tuple[int, ...]:
+        """The digits asked for, sorted and without repeats (so 8,3 and 3,8 are one sequence)."""
+        return tuple(sorted({int(d) for d in self.digits.split(",")})) if self.digits else tuple(range(10))
 
 
 class SampleItem(BaseModel):
@@ -38,21 +81,38 @@ class EncodeResponse(BaseModel):
     z: list[float] = Field(description="one sample mu + exp(logvar/2) * eps")
 
 
+def _json_number(value):
+    """JSON bodies take numbers as JSON Schema defines them: pydantic's lax mode would also take
+    true/false and numeric strings, which the schema says are not numbers."""
+    if isinstance(value, (bool, str)):
+        raise ValueError("must be a JSON number")
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_number)]  # 13.0 is still 13, as in JSON Schema
+JsonFloat = Annotated[float, BeforeValidator(_json_number)]
+
+
 class DecodeRequest(BaseModel):
-    model: str = Field("gan", min_length=1, max_length=64, examples=["gan", "vae"])
-    latents: list[list[float]] = Field(min_length=1, description="one latent vector per image")
-    format: Format = "png"
-    nrow: int = Field(8, ge=1, le=MAX_NROW)
-    scale: int = Field(1, ge=1)
+    model: str = Field("gan", min_length=1, max_length=64, description="a generative model from /models",
+                       examples=["gan"])
+    latents: list[list[JsonFloat]] = Field(min_length=1, description="one latent vector (latent_dim values, each "
+                                       "finite and within ±1000) per image (limit DIGITGEN_MAX_LATENTS)",
+                                       examples=[[[0.0] * 16]])
+    format: Format = Field("png", description="png grid, json (base64 PNGs), or npy uint8 (n, 28, 28)")
+    nrow: JsonInt = Field(8, ge=1, le=MAX_NROW, description="images per grid row (png)")
+    scale: JsonInt = Field(1, ge=1, description=SCALE_HELP)
 
 
 class InterpolateRequest(BaseModel):
-    model: str = Field("gan", min_length=1, max_length=64, examples=["gan", "vae"])
-    latents: list[list[float]] = Field(min_length=2, max_length=2, description="the two end points")
-    steps: int = Field(10, ge=2)
-    method: Literal["slerp", "lerp"] = "slerp"
-    format: Literal["png", "json"] = "png"
-    scale: int = Field(1, ge=1)
+    model: str = Field("gan", min_length=1, max_length=64, description="a generative model from /models",
+                       examples=["gan"])
+    latents: list[list[JsonFloat]] = Field(min_length=2, max_length=2, description="the two end points",
+                                       examples=[[[-1.0] * 16, [1.0] * 16]])
+    steps: JsonInt = Field(10, ge=2, description="images from start to end, both included (limit DIGITGEN_MAX_STEPS)")
+    method: Literal["slerp", "lerp"] = Field("slerp", description="slerp keeps a Gaussian latent's typical norm")
+    format: Literal["png", "json"] = Field("png", description="png strip or json")
+    scale: JsonInt = Field(1, ge=1, description=SCALE_HELP)
 
 
 class InterpolateResponse(BaseModel):
@@ -65,8 +125,8 @@ class InterpolateResponse(BaseModel):
 
 class ModelInfo(BaseModel):
     name: str
-    kind: str = Field(description="vae | generator | classifier")
-    family: str = Field(description="vae | gan | classifier")
+    kind: str = Field(description="what the model does: vae (encodes and decodes) | generator (a GAN's generator: "
+                      "decodes only) | classifier")
     preset: str | None
     description: str | None
     latent_dim: int | None
@@ -90,6 +150,7 @@ class Health(BaseModel):
 
 
 class Ready(BaseModel):
-    status: str
+    """200: ready, with the device and models; 503: the error shape (code `not_ready`) plus `status`."""
+    status: str = Field(description="ready | starting | stopping")
     device: str | None = None
     models: list[str] = []

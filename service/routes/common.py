@@ -1,42 +1,56 @@
-"""Response encoding shared by the image-returning routes (decode request -> predict -> encode)."""
+"""What the routes share: seeds, limit checks, OpenAPI response declarations and response encoding
+(decode request -> predict -> encode response)."""
 from __future__ import annotations
 
 import math
+import secrets
 
 import torch
-from fastapi import HTTPException
 from fastapi.responses import JSONResponse, Response
 
 from service import imaging
 from service.config import Settings
+from service.errors import ApiError
 from service.inference import Classified
-from service.schemas import Detail
+from service.schemas import SampleQuery
 
 NPY_MEDIA_TYPE = "application/x-npy"
-INTERNAL_ERROR = {"detail": "internal server error"}  # the whole 500 body: no traceback, no message
-IMAGE_RESPONSES = {
-    200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}},
-                      NPY_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
-          "description": "PNG (one image, or a grid), JSON, or a uint8 .npy array (n, 28, 28)"},
+BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+def header(description: str, example: str | None = None) -> dict:
+    schema = {"type": "string"} if example is None else {"type": "string", "example": example}
+    return {"description": description, "schema": schema}
+
+
+SEED_HEADER = header("the seed used: send it back as seed= for the same bytes", "42")
+MODEL_HEADER = header("the model that answered", "gan")
+CACHE_HEADERS = {
+    "ETag": header("seeded answers only: a strong tag of the weights and the normalised parameters"),
+    "Cache-Control": header("seeded: public (private with an API key), max-age=31536000, immutable; "
+                            "unseeded: no-store", "public, max-age=31536000, immutable"),
 }
-ERROR_RESPONSES = {code: {"model": Detail, "description": text} for code, text in {
-    400: "malformed request body or undecodable image",
-    401: "missing or wrong API key (only when DIGITGEN_API_KEY is set)", 404: "unknown model",
-    413: "upload too large", 415: "unsupported media type", 422: "invalid parameters", 503: "not ready"}.items()}
+NOT_MODIFIED = {"description": "seeded, and If-None-Match names this answer's ETag: the client has these bytes",
+                "headers": {"ETag": CACHE_HEADERS["ETag"]}}
 
 
-def output_size_problem(settings: Settings, n: int, nrow: int, scale: int) -> str | None:
+def new_seed() -> int:
+    return secrets.randbits(31)  # short enough to type back in
+
+
+def output_size_problem(settings: Settings, n: int, nrow: int, scale: int) -> ApiError | None:
     """Why a PNG of n images (one image, or a grid with 2-px gutters) at this scale would be too
     big, or None when it is within the limits. One rule for the routes and the lean /sample path."""
     if scale > settings.max_scale:
-        return f"scale is {scale}; the limit is {settings.max_scale} (DIGITGEN_MAX_SCALE)"
+        return ApiError("limit_exceeded", f"scale is {scale}; the limit is {settings.max_scale} (DIGITGEN_MAX_SCALE)")
     cols = min(n, nrow) if n > 1 else 1
     rows = math.ceil(n / cols)
     side = 28 if n == 1 else 30
     pixels = (cols * side * scale) * (rows * side * scale)
     limit = settings.max_image_pixels
     if pixels > limit:
-        return f"the PNG would have {pixels} pixels; the limit is {limit} (lower n or scale, or use format=npy)"
+        return ApiError("output_too_large", f"the PNG would have {pixels} pixels; the limit is {limit} "
+                        "(DIGITGEN_MAX_IMAGE_PIXELS): lower n or scale, or use format=npy")
     return None
 
 
@@ -44,7 +58,17 @@ def check_output_size(settings: Settings, n: int, nrow: int, scale: int) -> None
     """Refuse PNGs whose pixel count would be silly before doing any work."""
     problem = output_size_problem(settings, n, nrow, scale)
     if problem is not None:
-        raise HTTPException(422, problem)
+        raise problem
+
+
+def sample_problem(settings: Settings, query: SampleQuery) -> ApiError | None:
+    """The limits a /sample request must meet beyond its schema; one rule for the route and the lean path."""
+    if query.n > settings.max_samples:
+        return ApiError("limit_exceeded", f"n is {query.n}; the limit is {settings.max_samples} "
+                        "(DIGITGEN_MAX_SAMPLES)")
+    if query.format != "npy":
+        return output_size_problem(settings, query.n, query.nrow, query.scale)
+    return None
 
 
 def png_response(images_u8: torch.Tensor, nrow: int, scale: int, headers: dict[str, str]) -> Response:

@@ -4,31 +4,34 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import torch
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import ValidationError
 
 from service import imaging
-from service.deps import InferenceDep, ModelName, SettingsDep, check_limit, lookup_model
+from service.caching import NO_STORE, seeded_answer
+from service.deps import InferenceDep, SettingsDep, check_limit, lookup_model
+from service.errors import ApiError, field_errors, responses, validation_summary
 from service.inference import Inference, latents_for_seed
+from service.openapi import GENERATIVE, LATENT_LIMIT, VAE, model_kinds
 from service.registry import ServedModel
-from service.routes.common import (IMAGE_RESPONSES, check_output_size, json_response,
-                                   npy_response, png_response, samples_json)
-from service.routes.images import uploaded_images
-from service.routes.sample import MAX_SEED, new_seed
-from service.schemas import DecodeRequest, Detail, InterpolateRequest, InterpolateResponse, SampleResponse
-from service.uploads import media_type, read_body
+from service.routes.common import (BINARY, CACHE_HEADERS, MODEL_HEADER, NOT_MODIFIED, NPY_MEDIA_TYPE, check_output_size, header, json_response,
+                                   new_seed, npy_response, png_response, samples_json)
+from service.schemas import (MAX_SEED, SCALE_HELP, DecodeRequest, InterpolateRequest, InterpolateResponse,
+                             SampleResponse)
+from service.uploads import media_type, read_body, uploaded_images
 
 router = APIRouter(tags=["latent space"])
-LATENT_LIMIT = 1000.0
+LATENT_ERRORS = ("invalid_parameters", "invalid_latent", "limit_exceeded", "output_too_large", "model_not_found",
+                 "wrong_model_kind", "not_ready")
 
 
 def latent_tensor(rows: list[list[float]], served: ServedModel) -> torch.Tensor:
     """Validated (n, D) float32: right length, finite, bounded."""
     if any(len(row) != served.latent_dim for row in rows):
-        raise HTTPException(422, f"every latent vector of {served.name!r} must have {served.latent_dim} values")
+        raise ApiError("invalid_latent", f"every latent vector of {served.name!r} must have {served.latent_dim} values")
     z = torch.tensor(rows, dtype=torch.float32)
     if not torch.isfinite(z).all() or z.abs().max() > LATENT_LIMIT:
-        raise HTTPException(422, f"latent values must be finite numbers within ±{LATENT_LIMIT:g}")
+        raise ApiError("invalid_latent", f"latent values must be finite numbers within ±{LATENT_LIMIT:g}")
     return z
 
 
@@ -36,10 +39,13 @@ def latent_tensor(rows: list[list[float]], served: ServedModel) -> torch.Tensor:
     "/decode",
     summary="Decode latent vectors into images",
     response_model=None,
-    responses={**IMAGE_RESPONSES, 200: {**IMAGE_RESPONSES[200], "model": SampleResponse}},
+    responses={200: {"content": {"image/png": BINARY, NPY_MEDIA_TYPE: BINARY}, "model": SampleResponse,
+                     "headers": {"X-Model": MODEL_HEADER},
+                     "description": "PNG grid, JSON, or a uint8 .npy array (n, 28, 28)"},
+               **responses(*LATENT_ERRORS, "malformed_body")},
 )
 async def decode(body: DecodeRequest, request: Request, inference: InferenceDep, settings: SettingsDep):
-    served = lookup_model(request, inference.registry, body.model, kinds=("vae", "generator"), action="decode")
+    served = lookup_model(request, inference.registry, body.model, kinds=GENERATIVE, action="decode")
     check_limit(len(body.latents), settings.max_latents, "the number of latents", "MAX_LATENTS")
     if body.format != "npy":
         check_output_size(settings, len(body.latents), body.nrow, body.scale)
@@ -69,72 +75,110 @@ async def interpolation_response(inference: Inference, served: ServedModel, sett
         images_png_base64=[imaging.png_base64(images[i], scale) for i in range(steps)]).model_dump(), headers)
 
 
-INTERPOLATE_RESPONSES = {200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
-                               "model": InterpolateResponse, "description": "a PNG strip, or JSON"}}
+def interpolate_ok(headers: dict) -> dict:
+    return {200: {"content": {"image/png": BINARY}, "model": InterpolateResponse, "headers": headers,
+                  "description": "a PNG strip, or JSON"}}
+
+
+Steps = Annotated[int, Query(ge=2, description="images from start to end, both included (limit DIGITGEN_MAX_STEPS)")]
+Method = Annotated[Literal["slerp", "lerp"], Query(description="slerp keeps a Gaussian latent's typical norm")]
+Scale = Annotated[int, Query(ge=1, description=SCALE_HELP)]
+SEED_END = "the latent /sample?n=1&seed= uses for this end; omitted: a random seed (in X-Seed-A / X-Seed-B)"
 
 
 @router.get("/interpolate", summary="Interpolate between the latents of two seeds", response_model=None,
-            responses=INTERPOLATE_RESPONSES)
+            responses={**interpolate_ok({"X-Seed-A": header("seed of the start", "1"),
+                                         "X-Seed-B": header("seed of the end", "2"), "X-Model": MODEL_HEADER,
+                                         **CACHE_HEADERS}),
+                       304: NOT_MODIFIED,
+                       **responses("invalid_parameters", "limit_exceeded", "output_too_large", "model_not_found",
+                                   "wrong_model_kind", "not_ready")},
+            openapi_extra=model_kinds(GENERATIVE))
 async def interpolate_seeds(
     request: Request,
     inference: InferenceDep,
     settings: SettingsDep,
-    model: ModelName = "gan",
-    seed_a: Annotated[int | None, Query(ge=0, le=MAX_SEED, description="start: the latent /sample?seed= uses")] = None,
-    seed_b: Annotated[int | None, Query(ge=0, le=MAX_SEED, description="end point's seed")] = None,
-    steps: Annotated[int, Query(ge=2)] = 10,
-    method: Literal["slerp", "lerp"] = "slerp",
-    format: Literal["png", "json"] = "png",
-    scale: Annotated[int, Query(ge=1)] = 1,
+    model: Annotated[str, Query(min_length=1, max_length=64, description="a generative model from /models",
+                                examples=["gan"])] = "gan",
+    seed_a: Annotated[int | None, Query(ge=0, le=MAX_SEED, description=SEED_END, examples=[1])] = None,
+    seed_b: Annotated[int | None, Query(ge=0, le=MAX_SEED, description=SEED_END, examples=[2])] = None,
+    steps: Steps = 10,
+    method: Method = "slerp",
+    format: Annotated[Literal["png", "json"], Query(description="png strip or json")] = "png",
+    scale: Scale = 1,
 ):
     """The end points are the latents of `/sample?n=1&seed=seed_a` and `seed_b`, so they match those images."""
-    served = lookup_model(request, inference.registry, model, kinds=("vae", "generator"), action="interpolate")
+    served = lookup_model(request, inference.registry, model, kinds=GENERATIVE, action="interpolate")
+    headers: dict[str, str] = {}
+    if seed_a is None or seed_b is None:
+        headers.update(NO_STORE)
+    else:
+        params = {"model": served.name, "seed_a": seed_a, "seed_b": seed_b, "steps": steps, "method": method,
+                  "format": format, "scale": scale}
+        cached = seeded_answer(headers, "/interpolate", (served.sha256,), params, private=settings.api_key is not None,
+                               if_none_match=request.headers.get("if-none-match"))
+        if cached is not None:
+            return cached
     seed_a = new_seed() if seed_a is None else seed_a
     seed_b = new_seed() if seed_b is None else seed_b
     z_a = latents_for_seed(seed_a, 1, served.latent_dim)[0]
     z_b = latents_for_seed(seed_b, 1, served.latent_dim)[0]
-    headers = {"X-Seed-A": str(seed_a), "X-Seed-B": str(seed_b), "X-Model": served.name}
+    headers.update({"X-Seed-A": str(seed_a), "X-Seed-B": str(seed_b), "X-Model": served.name})
     return await interpolation_response(inference, served, settings, z_a, z_b, steps, method, format, scale, headers)
 
 
 INTERPOLATE_BODY = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": InterpolateRequest.model_json_schema()},
+    "application/json": {"schema": {"$ref": "#/components/schemas/InterpolateRequest"}},
     "multipart/form-data": {"schema": {"type": "object", "required": ["image_a", "image_b"], "properties": {
-        "image_a": {"type": "string", "format": "binary"}, "image_b": {"type": "string", "format": "binary"}}}},
+        "image_a": {"type": "string", "format": "binary"}, "image_b": {"type": "string", "format": "binary"}}},
+        "encoding": {"image_a": {"contentType": "image/png, image/jpeg"},
+                     "image_b": {"contentType": "image/png, image/jpeg"}}},
 }}}
 
 
 @router.post("/interpolate", summary="Interpolate between two latent vectors or two uploaded images",
              response_model=None,
-             responses={**INTERPOLATE_RESPONSES, 400: {"model": Detail, "description": "undecodable image"}},
-             openapi_extra=INTERPOLATE_BODY)
+             responses={**interpolate_ok({"X-Model": MODEL_HEADER}),
+                        **responses(*LATENT_ERRORS, "malformed_body", "invalid_image", "payload_too_large",
+                                    "unsupported_media_type")},
+             openapi_extra={**INTERPOLATE_BODY, **model_kinds(VAE)})
 async def interpolate_post(
     request: Request,
     inference: InferenceDep,
     settings: SettingsDep,
-    model: Annotated[str, Query(min_length=1, max_length=64, description="multipart only: a VAE")] = "vae",
-    steps: Annotated[int, Query(ge=2, description="multipart only")] = 10,
-    method: Annotated[Literal["slerp", "lerp"], Query(description="multipart only")] = "slerp",
-    format: Annotated[Literal["png", "json"], Query(description="multipart only")] = "png",
-    invert: Annotated[bool, Query(description="multipart only")] = False,
-    scale: Annotated[int, Query(ge=1, description="multipart only")] = 1,
+    model: Annotated[str, Query(min_length=1, max_length=64, description="multipart only: a VAE",
+                                examples=["vae"])] = "vae",
+    steps: Steps = 10,
+    method: Method = "slerp",
+    format: Annotated[Literal["png", "json"], Query(description="multipart only: png strip or json")] = "png",
+    invert: Annotated[bool, Query(description="multipart only: dark ink on a light background")] = False,
+    scale: Scale = 1,
 ):
     """JSON body `{"model", "latents": [z_a, z_b], "steps", "method", "format"}`, or multipart fields
-    `image_a` and `image_b`, which the VAE encodes (posterior means) and interpolates between."""
-    if media_type(request) == "multipart/form-data":
-        served = lookup_model(request, inference.registry, model, kinds=("vae",), action="encode images")
-        images = await uploaded_images(request, inference, settings, invert, names=("image_a", "image_b"))
-        mu, _ = await inference.run(inference.encode, served, images)
-        return await interpolation_response(inference, served, settings, mu[0], mu[1], steps, method, format, scale,
-                                            {"X-Model": served.name})
+    `image_a` and `image_b`, which the VAE encodes (posterior means) and interpolates between.
+    The query parameters apply to multipart requests only, but are checked on every request."""
+    check_limit(steps, settings.max_steps, "steps", "MAX_STEPS")
+    check_output_size(settings, steps, steps, scale)
+    multipart = media_type(request) == "multipart/form-data"
+    if multipart or "model" in request.query_params:
+        vae = lookup_model(request, inference.registry, model, kinds=VAE, action="encode images")
+    if multipart:
+        images = await uploaded_images(request, settings.max_upload_bytes, settings.max_image_pixels, invert,
+                                       names=("image_a", "image_b"))
+        mu, _ = await inference.run(inference.encode, vae, images)
+        return await interpolation_response(inference, vae, settings, mu[0], mu[1], steps, method, format, scale,
+                                            {"X-Model": vae.name})
     if media_type(request) != "application/json":
-        raise HTTPException(415, "send application/json with two latents, or multipart/form-data with two images")
+        raise ApiError("unsupported_media_type",
+                       "send application/json with two latents, or multipart/form-data with two images")
     raw = await read_body(request, settings.max_upload_bytes)
     try:
         body = InterpolateRequest.model_validate_json(raw)
     except ValidationError as exc:
-        raise HTTPException(422, exc.errors(include_url=False, include_context=False, include_input=False)) from None
-    served = lookup_model(request, inference.registry, body.model, kinds=("vae", "generator"), action="interpolate")
+        errors = field_errors(exc.errors(include_url=False, include_context=False, include_input=False))
+        errors = [{**e, "loc": ["body", *e["loc"]]} for e in errors]
+        raise ApiError("invalid_parameters", validation_summary(errors), errors=errors) from None
+    served = lookup_model(request, inference.registry, body.model, kinds=GENERATIVE, action="interpolate")
     z = latent_tensor(body.latents, served)
     return await interpolation_response(inference, served, settings, z[0], z[1], body.steps, body.method,
                                         body.format, body.scale, {"X-Model": served.name})

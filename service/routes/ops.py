@@ -1,11 +1,15 @@
 """GET /models, /healthz, /readyz and /metrics."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from service.deps import RegistryDep, lookup_model
+from service.deps import RegistryDep, lookup_model, require_api_key
+from service.errors import error_body, responses
+from service.openapi import ANY_MODEL, model_kinds
 from service.registry import ServedModel
 from service.schemas import Health, ModelInfo, ModelsResponse, Ready
 
@@ -16,26 +20,40 @@ public = APIRouter(tags=["operations"])  # no API key: probes must work without 
 def model_info(m: ServedModel) -> ModelInfo:
     card = m.card
     return ModelInfo(
-        name=m.name, kind=m.kind, family=m.family, preset=card.get("preset"), description=card.get("description"),
+        name=m.name, kind=m.kind, preset=card.get("preset"), description=card.get("description"),
         latent_dim=m.latent_dim, parameters=m.parameters, device=str(m.device), weights_sha256=m.sha256,
         epochs=card.get("epochs"), recipe=card.get("recipe", {}), training=card.get("training", {}),
         final_losses=card.get("final_losses", {}), metrics=card.get("metrics", {}),
     )
 
 
-@router.get("/models", response_model=ModelsResponse, summary="Every loaded model with its card")
+@router.get("/models", response_model=ModelsResponse, summary="Every loaded model with its card",
+            responses=responses("not_ready"))
 async def list_models(registry: RegistryDep) -> ModelsResponse:
     return ModelsResponse(device=str(registry.device), models=[model_info(m) for m in registry.models.values()])
 
 
 @router.get("/models/{name}", response_model=ModelInfo, summary="One loaded model with its card",
-            responses={404: {"description": "unknown model"}})
-async def get_model(name: str, request: Request, registry: RegistryDep) -> ModelInfo:
+            responses=responses("model_not_found", "not_ready"), openapi_extra=model_kinds(ANY_MODEL, parameter="name"))
+async def get_model(name: Annotated[str, Path(description="a model name from /models", examples=["gan"])],
+                    request: Request, registry: RegistryDep) -> ModelInfo:
     return model_info(lookup_model(request, registry, name))
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
-            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
+async def metrics_key(request: Request) -> None:
+    """/metrics is public like the probes (scrapers seldom hold secrets; it holds counts and timings,
+    nothing from any request's content); with DIGITGEN_METRICS_REQUIRE_KEY=true and DIGITGEN_API_KEY
+    set it needs the key too."""
+    settings = request.app.state.settings
+    if settings.metrics_require_key and settings.api_key is not None:
+        await require_api_key(request, None)
+
+
+@public.get("/metrics", summary="Prometheus metrics", response_class=Response, dependencies=[Depends(metrics_key)],
+            description="Prometheus text format: the service's digitgen_* series and the process, "
+            "platform and garbage-collector collectors (README: Metrics). Public unless "
+            "DIGITGEN_METRICS_REQUIRE_KEY=true (with DIGITGEN_API_KEY set).",
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **responses("unauthorized")})
 async def metrics(request: Request) -> Response:
     return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
@@ -46,10 +64,11 @@ async def healthz() -> Health:
 
 
 @public.get("/readyz", response_model=Ready, summary="Readiness: 200 once every model is loaded and warm",
-            responses={503: {"model": Ready, "description": "not ready"}})
+            responses={503: {"model": Ready, "description": "`not_ready`: loading, or draining after SIGTERM"}})
 async def readyz(request: Request):
     inference = getattr(request.app.state, "inference", None)
     if not request.app.state.ready or inference is None:
-        return JSONResponse({"status": "starting" if inference is None else "stopping"}, status_code=503)
+        status = "starting" if inference is None else "stopping"
+        return JSONResponse({**error_body("not_ready", f"not ready: {status}"), "status": status}, status_code=503)
     registry = inference.registry
     return Ready(status="ready", device=str(registry.device), models=list(registry.models))

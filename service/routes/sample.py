@@ -1,65 +1,75 @@
 """GET /sample: images from a generative model, seeded, batched across concurrent requests."""
 from __future__ import annotations
 
-import secrets
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 
-from service.deps import InferenceDep, ModelName, SettingsDep, check_limit, lookup_model
+from service.caching import NO_STORE, seeded_answer
+from service.deps import InferenceDep, SettingsDep, lookup_model
+from service.errors import ApiError, responses
 from service.inference import DigitNotFound, latents_for_seed
-from service.routes.common import (IMAGE_RESPONSES, check_output_size, json_response,
-                                   npy_response, png_response, samples_json)
-from service.schemas import MAX_NROW, SampleResponse
+from service.openapi import GENERATIVE, model_kinds
+from service.routes.common import (BINARY, CACHE_HEADERS, MODEL_HEADER, NOT_MODIFIED, NPY_MEDIA_TYPE, SEED_HEADER, json_response, new_seed,
+                                   npy_response, png_response, sample_problem, samples_json)
+from service.schemas import SampleQuery, SampleResponse
 
 router = APIRouter(tags=["generate"])
-MAX_SEED = 2**63 - 1
+
+SAMPLE_RESPONSES = {
+    200: {"content": {"image/png": BINARY, NPY_MEDIA_TYPE: BINARY}, "model": SampleResponse,
+          "headers": {"X-Seed": SEED_HEADER, "X-Model": MODEL_HEADER, **CACHE_HEADERS},
+          "description": "PNG (one image, or a grid), JSON, or a uint8 .npy array (n, 28, 28)"},
+    304: NOT_MODIFIED,
+    **responses("invalid_parameters", "limit_exceeded", "output_too_large", "model_not_found", "wrong_model_kind",
+                "digit_not_found", "no_classifier", "not_ready"),
+}
 
 
-def new_seed() -> int:
-    return secrets.randbits(31)  # short enough to type back in
+def sample_identity(inference, settings, served, query: SampleQuery) -> tuple[tuple[str, ...], dict]:
+    """What a seeded /sample answer's bytes depend on: weights and normalised parameters (service/caching.py).
+    digit= also depends on the classifier that judges and on the rejection settings."""
+    params = query.model_dump()
+    if query.digit is None:
+        return (served.sha256,), params
+    params.update(rounds=settings.digit_max_rounds, confidence=settings.digit_min_confidence)
+    return (served.sha256, inference.registry.classifier.sha256), params
 
 
-@router.get(
-    "/sample",
-    summary="Sample digits",
-    response_model=None,
-    responses={**IMAGE_RESPONSES, 200: {**IMAGE_RESPONSES[200], "model": SampleResponse}},
-)
-async def sample(
-    request: Request,
-    inference: InferenceDep,
-    settings: SettingsDep,
-    model: ModelName = "gan",
-    n: Annotated[int, Query(ge=1, description="number of images (limit DIGITGEN_MAX_SAMPLES)")] = 1,
-    seed: Annotated[int | None, Query(ge=0, le=MAX_SEED, description="same seed, same images")] = None,
-    digit: Annotated[int | None, Query(ge=0, le=9, description="only samples the classifier labels as this")] = None,
-    format: Literal["png", "json", "npy"] = "png",
-    nrow: Annotated[int, Query(ge=1, le=MAX_NROW, description="images per grid row")] = 8,
-    scale: Annotated[int, Query(ge=1, description="nearest-neighbour enlargement")] = 1,
-):
+@router.get("/sample", summary="Sample digits", response_model=None, responses=SAMPLE_RESPONSES,
+            openapi_extra=model_kinds(GENERATIVE))
+async def sample(request: Request, inference: InferenceDep, settings: SettingsDep,
+                 query: Annotated[SampleQuery, Query()]):
     """n=1: one 28x28 PNG (x scale); n>1: one PNG grid. The seed used is in `X-Seed`."""
-    served = lookup_model(request, inference.registry, model, kinds=("vae", "generator"), action="sample")
-    check_limit(n, settings.max_samples, "n", "MAX_SAMPLES")
-    if format != "npy":
-        check_output_size(settings, n, nrow, scale)
-    if digit is not None and inference.registry.classifier is None:
-        raise HTTPException(422, "digit= needs a classifier, and none is loaded")
-    seed = new_seed() if seed is None else seed
+    served = lookup_model(request, inference.registry, query.model, kinds=GENERATIVE, action="sample")
+    problem = sample_problem(settings, query)
+    if problem is not None:
+        raise problem
+    if query.digit is not None and inference.registry.classifier is None:
+        raise ApiError("no_classifier", "digit= needs a classifier, and none is loaded")
+    seed = new_seed() if query.seed is None else query.seed
     headers = {"X-Seed": str(seed), "X-Model": served.name}
-    if digit is None:
-        latents = latents_for_seed(seed, n, served.latent_dim)
+    if query.seed is None:
+        headers.update(NO_STORE)
+    else:
+        cached = seeded_answer(headers, "/sample", *sample_identity(inference, settings, served, query),
+                               private=settings.api_key is not None,
+                               if_none_match=request.headers.get("if-none-match"))
+        if cached is not None:
+            return cached
+    if query.digit is None:
+        latents = latents_for_seed(seed, query.n, served.latent_dim)
         images = await inference.generate(served, latents)
     else:
         try:
-            latents, images = await inference.run(inference.sample_digit, served, digit, n, seed)
+            latents, images = await inference.run(inference.sample_digit, served, query.digit, query.n, seed)
         except DigitNotFound as exc:
-            raise HTTPException(422, str(exc)) from None
-    if format == "png":
-        return png_response(images, nrow, scale, headers)
-    if format == "npy":
+            raise ApiError("digit_not_found", str(exc)) from None
+    if query.format == "png":
+        return png_response(images, query.nrow, query.scale, headers)
+    if query.format == "npy":
         return npy_response(images, headers)
     verdict = await inference.run(inference.classify, images) if inference.registry.classifier else None
-    body = {"model": served.name, "seed": seed, "n": n, "latent_dim": served.latent_dim,
-            "requested_digit": digit, "samples": samples_json(images, latents, verdict, scale)}
+    body = {"model": served.name, "seed": seed, "n": query.n, "latent_dim": served.latent_dim,
+            "requested_digit": query.digit, "samples": samples_json(images, latents, verdict, query.scale)}
     return json_response(body, headers)

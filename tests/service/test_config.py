@@ -3,7 +3,8 @@ import torch
 from pydantic import ValidationError
 
 from models.devices import DeviceError, resolve_device
-from service.config import BUNDLED_WEIGHTS, Settings
+from models.paths import BUNDLED_WEIGHTS
+from service.config import Settings
 
 
 def test_defaults_and_environment(monkeypatch, tmp_path):

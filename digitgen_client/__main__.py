@@ -1,0 +1,3 @@
+from digitgen_client.cli import main
+
+main()

@@ -1,0 +1,102 @@
+"""Logging: one configuration for digitgen's loggers and uvicorn's, as text lines or JSON lines.
+
+DIGITGEN_LOG_LEVEL (or --log-level) sets the level, DIGITGEN_LOG_FORMAT=text|json the format.
+Every record goes to stderr through one handler on the root logger; uvicorn's loggers hand
+their records to it, so with json uvicorn's own lines ("Started server process ...") are JSON
+objects too.
+
+- `python -m service` passes `logging_config()` to uvicorn, which applies it in every worker.
+- `uvicorn service.main:app` configures uvicorn's loggers only; building the app then calls
+  `configure_if_unset()`, which applies the same configuration unless the root logger already has a
+  handler (a --log-config that sets up the root logger, a test runner), in which case it is left alone.
+
+Requests are logged by service.metrics.MetricsMiddleware on the logger "digitgen.access" (one line
+per request, with its X-Request-ID), in place of uvicorn's access log, which is switched off here so
+no request is logged twice. While a request is served, every record logged in its task carries that
+request's id as `request_id` (a field of the JSON lines).
+"""
+from __future__ import annotations
+
+import logging
+import logging.config
+from contextvars import ContextVar
+
+from service.config import Settings
+
+ACCESS_LOGGER = "digitgen.access"
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# JSON lines: {"time": ISO 8601 UTC, "level", "logger", "message", then the record's extra fields}
+JSON_FORMATTER = {
+    "()": "service.logs.json_formatter",
+    "fmt": ["levelname", "name", "message"],
+    "rename_fields": {"levelname": "level", "name": "logger"},
+    "timestamp": "time",
+    # the standard LogRecord attributes, Python 3.12's taskName, and uvicorn's ANSI-coloured copy
+    # of some messages stay out of the JSON
+    "reserved_attrs": ["args", "asctime", "created", "exc_info", "exc_text", "filename", "funcName", "levelname",
+                       "levelno", "lineno", "module", "msecs", "message", "msg", "name", "pathname", "process",
+                       "processName", "relativeCreated", "stack_info", "thread", "threadName", "taskName",
+                       "color_message"],
+}
+
+# the X-Request-ID of the request this task is serving (bytes, as sent), set by MetricsMiddleware
+current_request_id: ContextVar[bytes | None] = ContextVar("digitgen_request_id", default=None)
+
+
+class RequestIdFilter(logging.Filter):
+    """Gives records logged while a request is served that request's id (`request_id`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            request_id = current_request_id.get()
+            if request_id is not None:
+                record.request_id = request_id.decode("ascii")
+        return True
+
+
+def json_formatter(**options) -> logging.Formatter:
+    """python-json-logger's JsonFormatter, with the time as the first field of each line."""
+    from pythonjsonlogger.json import JsonFormatter
+
+    class TimeFirst(JsonFormatter):
+        def add_fields(self, log_data, record, message_dict):
+            log_data[self.timestamp] = None  # holds the first place; the base class fills it in
+            super().add_fields(log_data, record, message_dict)
+
+    return TimeFirst(**options)
+
+
+def logging_config(level: str = "info", fmt: str = "text", access_log: bool = True) -> dict:
+    """A logging.config.dictConfig dictionary (uvicorn's `log_config`). `access_log=False` silences
+    "digitgen.access", so the middleware skips building the line (it checks isEnabledFor first)."""
+    level = level.upper()
+    formatter = dict(JSON_FORMATTER) if fmt == "json" else {"format": TEXT_FORMAT}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"request_id": {"()": "service.logs.RequestIdFilter"}},
+        "formatters": {"digitgen": formatter},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr",
+                                "formatter": "digitgen", "filters": ["request_id"]}},
+        "root": {"level": level, "handlers": ["stderr"]},
+        "loggers": {
+            # uvicorn's loggers keep their levels but no handlers of their own: their records
+            # reach the root handler, in our format
+            "uvicorn": {"level": level, "handlers": [], "propagate": True},
+            "uvicorn.error": {"level": level, "handlers": [], "propagate": True},
+            "uvicorn.access": {"handlers": [], "propagate": False},  # replaced by digitgen.access
+            # on: follows the root level (so --log-level warning hides it, as it did uvicorn's)
+            ACCESS_LOGGER: {"level": "NOTSET" if access_log else "CRITICAL", "handlers": [], "propagate": True},
+        },
+    }
+
+
+def configure_if_unset(settings: Settings) -> bool:
+    """Apply the service's logging configuration unless the root logger is already set up (by
+    `python -m service`, a --log-config, a test runner). For `uvicorn service.main:app`: the
+    access log is ours when uvicorn's was on (it is off with --no-access-log). True if applied."""
+    if logging.getLogger().handlers:
+        return False
+    access_log = bool(logging.getLogger("uvicorn.access").handlers)
+    logging.config.dictConfig(logging_config(settings.log_level, settings.log_format, access_log))
+    return True

@@ -1,0 +1,71 @@
+"""GET /dataset: labelled synthetic digits for training other models, streamed as npz or tar."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from models import dataset
+from service import archives
+from service.caching import NO_STORE, seeded_answer
+from service.deps import InferenceDep, SettingsDep, check_limit, lookup_model
+from service.errors import ApiError, responses
+from service.openapi import GENERATIVE, model_kinds
+from service.routes.common import BINARY, CACHE_HEADERS, MODEL_HEADER, NOT_MODIFIED, SEED_HEADER, header, new_seed
+from service.schemas import DatasetQuery
+
+router = APIRouter(tags=["generate"])
+MEDIA_TYPES = {"npz": archives.NPZ_MEDIA_TYPE, "tar": archives.TAR_MEDIA_TYPE}
+
+DATASET_RESPONSES = {
+    200: {"content": {media_type: BINARY for media_type in MEDIA_TYPES.values()},
+          "headers": {"X-Seed": SEED_HEADER, "X-Model": MODEL_HEADER,
+                      "X-Label-Source": header("generator: each label is the class the model was asked for; "
+                                               "classifier: the bundled classifier's verdict", "generator"),
+                      **CACHE_HEADERS},
+          "description": "the slice [offset, offset + n) of the model's labelled sequence for this seed, streamed"},
+    304: NOT_MODIFIED,
+    **responses("invalid_parameters", "limit_exceeded", "model_not_found", "wrong_model_kind", "no_classes",
+                "no_classifier", "not_ready"),
+}
+
+
+@router.get("/dataset", summary="A labelled synthetic dataset (npz or WebDataset tar)", response_class=StreamingResponse,
+            responses=DATASET_RESPONSES, openapi_extra=model_kinds(GENERATIVE))
+async def get_dataset(request: Request, inference: InferenceDep, settings: SettingsDep,
+                      query: Annotated[DatasetQuery, Query()]):
+    """Items are generated block by block while the answer streams: memory stays flat whatever n is,
+    and a client that disconnects stops the work. A class-conditional model (gan) gives each digit an
+    equal share, labelled with the class it was asked for; a model without classes is labelled by the
+    bundled classifier (`X-Label-Source` says which)."""
+    served = lookup_model(request, inference.registry, query.model, kinds=GENERATIVE, action="make a dataset")
+    check_limit(query.n, settings.max_dataset, "n", "MAX_DATASET")
+    conditional = dataset.is_conditional(served.module)
+    if query.digits is not None and not conditional:
+        raise ApiError("no_classes", f"model {served.name!r} has no classes, so digits= cannot choose them; "
+                       "leave digits out (labels then come from the classifier) or use a class-conditional model")
+    if not conditional and inference.registry.classifier is None:
+        raise ApiError("no_classifier", f"model {served.name!r} has no classes and no classifier is loaded to label it")
+    seed = new_seed() if query.seed is None else query.seed
+    digits, n, offset = query.digit_tuple(), query.n, query.offset
+    filename = f"digitgen-{served.name}-seed{seed}-{offset}-{offset + n}.{query.format}"
+    headers = {"X-Seed": str(seed), "X-Model": served.name, "X-Label-Source": dataset.label_source(served.module),
+               "Content-Disposition": f'attachment; filename="{filename}"'}
+    if query.seed is None:
+        headers.update(NO_STORE)
+    else:
+        weights = (served.sha256,) if conditional else (served.sha256, inference.registry.classifier.sha256)
+        cached = seeded_answer(headers, "/dataset", weights, {**query.model_dump(), "digits": digits},
+                               private=settings.api_key is not None, if_none_match=request.headers.get("if-none-match"))
+        if cached is not None:
+            return cached
+
+    async def stream():
+        out = archives.writer(query.format, n, offset)
+        for block, lo, hi in dataset.blocks(offset, n):
+            images, labels = await inference.run(inference.dataset_rows, served, seed, block, digits, lo, hi)
+            yield out.add(images, labels)
+        yield out.finish()
+
+    return StreamingResponse(stream(), media_type=MEDIA_TYPES[query.format], headers=headers)
