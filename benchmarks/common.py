@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -138,3 +139,53 @@ def wait_idle(base: str, deadline_s: float = 120) -> None:
         if match is None or float(match.group(1)) <= 1:
             return
         time.sleep(0.1)
+
+
+NGINX_HINT = "nginx not found; apt-get update && apt-get install -y nginx-light"
+_NGINX_MAIN = """
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+{http}
+}}
+"""
+
+
+@contextmanager
+def nginx(http: str):
+    """Debian's nginx on a free loopback port, in a scratch folder, with `http` (the body of the http
+    block; the text `{prefix}` and `{port}` in it are replaced) as its configuration; yields its base URL
+    once it answers."""
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(binary).exists():
+        raise SystemExit(NGINX_HINT)
+    port = free_port()
+    with tempfile.TemporaryDirectory() as prefix:
+        Path(prefix).chmod(0o755)  # the workers run as an unprivileged user and write temp files here
+        conf = Path(prefix) / "nginx.conf"
+        http = http.replace("{prefix}", prefix).replace("{port}", str(port))
+        conf.write_text(_NGINX_MAIN.format(prefix=prefix, http=http))
+        proc = subprocess.Popen([binary, "-c", str(conf), "-p", prefix, "-g", "daemon off;"], stderr=subprocess.PIPE)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    httpx.get(base, timeout=1)
+                    break
+                except httpx.TransportError:
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"nginx exited: {proc.stderr.read().decode()[-500:]}") from None
+                    time.sleep(0.05)
+            yield base
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)

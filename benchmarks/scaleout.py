@@ -12,37 +12,22 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import shutil
 import signal
-import subprocess
-import tempfile
 import time
 from collections import Counter
-from pathlib import Path
 
 import httpx
 
-from benchmarks.common import free_port, server, write_result
+from benchmarks.common import nginx, server, write_result
 
-NGINX_CONF = """
-worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {prefix}/body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
+UPSTREAMS = """
     upstream digitgen {{
         server 127.0.0.1:{a} max_fails=1 fail_timeout=30s;
         server 127.0.0.1:{b} max_fails=1 fail_timeout=30s;
         keepalive 16;
     }}
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{{port}};
         location / {{
             proxy_pass http://digitgen;
             proxy_http_version 1.1;
@@ -53,7 +38,6 @@ http {{
             add_header X-Upstream $upstream_addr always;
         }}
     }}
-}}
 """
 
 
@@ -62,53 +46,32 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=600)
     parser.add_argument("--threads", type=int, default=4)
     args = parser.parse_args()
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(nginx).exists():
-        raise SystemExit("nginx not found; apt-get update && apt-get install -y nginx-light")
     flags = ["-m", "service", "--no-access-log", "--log-level", "warning"]
-    with server(flags) as (base_a, proc_a, _), server(flags) as (base_b, proc_b, _):
-        prefix = Path(tempfile.mkdtemp())
-        port = free_port()
-        conf = prefix / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(prefix=prefix, a=base_a.rsplit(":", 1)[1], b=base_b.rsplit(":", 1)[1],
-                                          port=port))
-        proxy = subprocess.Popen([nginx, "-c", str(conf), "-p", str(prefix), "-g", "daemon off;"],
-                                 stderr=subprocess.PIPE)
-        front = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                try:
-                    httpx.get(f"{front}/healthz", timeout=1)
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.05)
-            direct = {seed: httpx.get(f"{base_b}/sample", params={"model": "gan", "seed": seed}).content
-                      for seed in range(50)}
-            kill_at = args.requests // 3
-            statuses, upstreams, mismatches = Counter(), Counter(), 0
-            killed_at = None
-            started = time.monotonic()
+    with server(flags) as (base_a, proc_a, _), server(flags) as (base_b, proc_b, _), \
+            nginx(UPSTREAMS.format(a=base_a.rsplit(":", 1)[1], b=base_b.rsplit(":", 1)[1])) as front:
+        direct = {seed: httpx.get(f"{base_b}/sample", params={"model": "gan", "seed": seed}).content
+                  for seed in range(50)}
+        kill_at = args.requests // 3
+        statuses, upstreams, mismatches = Counter(), Counter(), 0
+        killed_at = None
+        started = time.monotonic()
 
-            def one(i: int):
-                seed = i % 50
-                r = httpx.get(f"{front}/sample", params={"model": "gan", "seed": seed}, timeout=10)
-                return i, r.status_code, r.headers.get("x-upstream", "?"), r.content == direct[seed]
+        def one(i: int):
+            seed = i % 50
+            r = httpx.get(f"{front}/sample", params={"model": "gan", "seed": seed}, timeout=10)
+            return i, r.status_code, r.headers.get("x-upstream", "?"), r.content == direct[seed]
 
-            with concurrent.futures.ThreadPoolExecutor(args.threads) as pool:
-                first = list(pool.map(one, range(kill_at)))
-                proc_a.send_signal(signal.SIGKILL)  # a crash, not a drain: nginx must retry elsewhere
-                proc_a.wait()
-                killed_at = time.monotonic() - started
-                rest = list(pool.map(one, range(kill_at, args.requests)))
-            for i, status, upstream, same in first + rest:
-                statuses[status] += 1
-                upstreams[upstream] += 1
-                mismatches += 0 if same else 1
-            elapsed = time.monotonic() - started
-        finally:
-            proxy.terminate()
-            proxy.wait(timeout=10)
+        with concurrent.futures.ThreadPoolExecutor(args.threads) as pool:
+            first = list(pool.map(one, range(kill_at)))
+            proc_a.send_signal(signal.SIGKILL)  # a crash, not a drain: nginx must retry elsewhere
+            proc_a.wait()
+            killed_at = time.monotonic() - started
+            rest = list(pool.map(one, range(kill_at, args.requests)))
+        for i, status, upstream, same in first + rest:
+            statuses[status] += 1
+            upstreams[upstream] += 1
+            mismatches += 0 if same else 1
+        elapsed = time.monotonic() - started
     ok = statuses.get(200, 0) == args.requests and mismatches == 0
     path = write_result("scaleout", {"requests": args.requests, "threads": args.threads,
                                      "replica_killed_after_request": kill_at, "killed_at_s": killed_at,

@@ -18,6 +18,8 @@ import hashlib
 import torch
 from torch import nn
 
+from models.sampling import classify_u8, generate_u8
+
 BLOCK = 1024  # items per independently seeded block
 ALL_DIGITS = tuple(range(10))
 
@@ -68,3 +70,36 @@ def chunks(lo: int, hi: int, chunk: int):
     round differently, for other batch sizes)."""
     for start in range(lo // chunk * chunk, hi, chunk):
         yield start, min(start + chunk, BLOCK)
+
+
+CHUNK = 256
+"""Rows per forward pass when making the sequence: fixed and aligned within each block for every
+model and device (see chunks)."""
+
+
+@torch.inference_mode()
+def rows(module: nn.Module, seed: int, block: int, lo: int, hi: int, *, digits: tuple[int, ...] = ALL_DIGITS,
+         device: torch.device | str = "cpu", classifier: nn.Module | None = None,
+         classifier_device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows [lo, hi) of one block of the sequence: uint8 images (hi - lo, 1, 28, 28) and uint8 labels
+    (hi - lo,) on the CPU, the classes asked for, or `classifier`'s verdict for a model without classes."""
+    latents, asked = block_latents(module, seed, block, digits)
+    if asked is None and classifier is None:
+        raise ValueError("a model without classes needs a classifier to label its samples")
+    images, labels = [], []
+    for start, end in chunks(lo, hi, CHUNK):
+        part = generate_u8(module, latents[start:end], device=device)
+        if asked is None:
+            classes, _ = classify_u8(classifier, part, device=classifier_device)
+        else:
+            classes = asked[start:end]
+        keep = slice(max(lo - start, 0), min(hi, end) - start)
+        images.append(part[keep])
+        labels.append(classes[keep])
+    return torch.cat(images), torch.cat(labels).to(torch.uint8)
+
+
+def make(module: nn.Module, n: int, seed: int, *, offset: int = 0, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+    """Items [offset, offset + n) of the sequence, whole: what GET /dataset streams (kwargs: see rows)."""
+    parts = [rows(module, seed, block, lo, hi, **kwargs) for block, lo, hi in blocks(offset, n)]
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])

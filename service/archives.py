@@ -22,6 +22,7 @@ import zipfile
 import numpy as np
 import torch
 
+from models.shapes import IMAGE_SIZE
 from service import imaging
 
 NPZ_MEDIA_TYPE = "application/x-npz"
@@ -61,7 +62,7 @@ class NpzWriter:
         self._zip = zipfile.ZipFile(self._sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
         self._images = self._zip.open(zipfile.ZipInfo("images.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w",
                                       force_zip64=True)
-        self._images.write(_npy_header((n, 28, 28)))
+        self._images.write(_npy_header((n, IMAGE_SIZE, IMAGE_SIZE)))
         self._labels: list[bytes] = []
 
     def add(self, images_u8: torch.Tensor, labels_u8: torch.Tensor) -> bytes:

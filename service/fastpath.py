@@ -24,11 +24,11 @@ from urllib.parse import parse_qsl
 from pydantic import ValidationError
 from starlette.responses import JSONResponse
 
+from models.sampling import latents_for_seed
 from service import imaging
 from service.caching import cache_headers, etag
 from service.deps import bearer_matches
 from service.errors import INTERNAL_ERROR
-from service.inference import latents_for_seed
 from service.metrics import MODEL_KEY
 from service.openapi import GENERATIVE
 from service.routes import sample as sample_routes

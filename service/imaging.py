@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from models.sampling import to_uint8  # noqa: F401  (one quantisation rule: served bytes = evaluated bytes)
+from models.shapes import IMAGE_SIZE
 
 ALLOWED_FORMATS = {"PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF"}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -55,7 +55,7 @@ def mnist_normalise(grey: np.ndarray) -> np.ndarray:
     the centre of a 28x28 field (LeCun et al., the MNIST database description)."""
     ink = grey > 0.1 * max(float(grey.max()), 1e-6)
     if not ink.any():
-        return np.asarray(Image.fromarray(grey, mode="F").resize((28, 28), Image.BILINEAR), dtype=np.float32)
+        return np.asarray(Image.fromarray(grey, mode="F").resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR), dtype=np.float32)
     rows, cols = np.nonzero(ink)
     crop = grey[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
     h, w = crop.shape
@@ -71,9 +71,9 @@ def mnist_normalise(grey: np.ndarray) -> np.ndarray:
         cy, cx = (ys * small).sum() / total, (xs * small).sum() / total
     top = int(round(13.5 - cy))
     left = int(round(13.5 - cx))
-    top = min(max(top, 0), 28 - new_h)
-    left = min(max(left, 0), 28 - new_w)
-    out = np.zeros((28, 28), dtype=np.float32)
+    top = min(max(top, 0), IMAGE_SIZE - new_h)
+    left = min(max(left, 0), IMAGE_SIZE - new_w)
+    out = np.zeros((IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
     out[top:top + new_h, left:left + new_w] = small
     return out
 
@@ -106,7 +106,7 @@ def decode_upload(data: bytes, *, invert: bool = False, max_pixels: int) -> torc
     grey = _to_grey(img)
     if invert:
         grey = 1.0 - grey
-    if grey.shape != (28, 28):
+    if grey.shape != (IMAGE_SIZE, IMAGE_SIZE):
         grey = mnist_normalise(grey)
     return torch.tensor(grey, dtype=torch.float32).unsqueeze(0)  # a copy: Pillow arrays are read-only
 
@@ -120,7 +120,10 @@ def upscale(image: torch.Tensor, scale: int) -> torch.Tensor:
     return image.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)
 
 
-def grid(images_u8: torch.Tensor, nrow: int, padding: int = 2) -> torch.Tensor:
+GRID_GUTTER = 2  # black pixels between (and around) the images of a grid
+
+
+def grid(images_u8: torch.Tensor, nrow: int, padding: int = GRID_GUTTER) -> torch.Tensor:
     """(N, 1, h, w) uint8 -> (1, H, W) uint8 grid with black gutters, laid out exactly as
     torchvision.utils.make_grid(padding=2, pad_value=0) does (tested against it). Written here
     because torchvision is a training-only dependency: the service does not install it, and
@@ -187,7 +190,7 @@ def images_png(images_u8: torch.Tensor, nrow: int = 8, scale: int = 1) -> bytes:
 def encode_npy(images_u8: torch.Tensor) -> bytes:
     """(N, 1, 28, 28) uint8 -> .npy bytes of shape (N, 28, 28)."""
     buffer = io.BytesIO()
-    np.save(buffer, images_u8.reshape(-1, 28, 28).numpy(), allow_pickle=False)
+    np.save(buffer, images_u8.reshape(-1, IMAGE_SIZE, IMAGE_SIZE).numpy(), allow_pickle=False)
     return buffer.getvalue()
 
 

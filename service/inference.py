@@ -15,13 +15,12 @@ import torch
 
 from models import dataset
 from models.latent import interpolate
-from models.sampling import DigitNotFound, classify_u8, generate_u8, latents_for_seed, sample_digit, to_uint8
+from models.sampling import classify_u8, generate_u8, sample_digit, to_uint8
 from service.batching import Batcher, Finish
 from service.config import Settings
 from service.metrics import Metrics
 from service.registry import Registry, ServedModel
 
-__all__ = ["CPU_CHUNK", "Classified", "DigitNotFound", "Inference", "inline_rows", "latents_for_seed"]
 
 
 # Rows per forward pass of a convolutional model on the CPU. The bundled DCGAN makes ~20 % more
@@ -29,9 +28,6 @@ __all__ = ["CPU_CHUNK", "Classified", "DigitNotFound", "Inference", "inline_rows
 # an MLP is the other way round (one big GEMM: 358k images/s at 1024 vs 242k at 128), so MLPs are
 # not chunked. Measured on the 2-core machine; results per row are the same either way.
 CPU_CHUNK = 128
-# Rows per forward pass of /dataset: fixed and aligned within each block for every model and device,
-# so an item's bytes never depend on the slice that asked for it (models/dataset.py:chunks).
-DATASET_CHUNK = 256
 
 
 def _chunked_on_cpu(model: ServedModel) -> bool:
@@ -136,25 +132,16 @@ class Inference:
         self.metrics.images.labels(model.name).inc(images.shape[0])
         return output
 
-    @torch.inference_mode()
     def dataset_rows(self, model: ServedModel, seed: int, block: int, digits: tuple[int, ...], lo: int,
                      hi: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rows [lo, hi) of one block of the labelled sequence (models/dataset.py): uint8 images
-        (hi - lo, 1, 28, 28) and uint8 labels (hi - lo,), the classes asked for or the classifier's."""
-        latents, asked = dataset.block_latents(model.module, seed, block, digits)
-        images, labels = [], []
-        for start, end in dataset.chunks(lo, hi, DATASET_CHUNK):
-            part = generate_u8(model.module, latents[start:end], device=model.device)
-            if asked is None:
-                classifier = self.registry.classifier
-                classes, _ = classify_u8(classifier.module, part, device=classifier.device)
-            else:
-                classes = asked[start:end]
-            keep = slice(max(lo - start, 0), min(hi, end) - start)
-            images.append(part[keep])
-            labels.append(classes[keep])
+        """Rows [lo, hi) of one block of the labelled sequence (models/dataset.py): uint8 images and
+        labels, the classes asked for or the registry classifier's verdict."""
+        classifier = self.registry.classifier
+        images, labels = dataset.rows(model.module, seed, block, lo, hi, digits=digits, device=model.device,
+                                      classifier=classifier.module if classifier else None,
+                                      classifier_device=classifier.device if classifier else "cpu")
         self.metrics.images.labels(model.name).inc(hi - lo)
-        return torch.cat(images), torch.cat(labels).to(torch.uint8)
+        return images, labels
 
     def interpolate_latents(self, z_a: torch.Tensor, z_b: torch.Tensor, steps: int, method: str) -> torch.Tensor:
         return interpolate(z_a.double(), z_b.double(), steps, method).float()

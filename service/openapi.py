@@ -80,14 +80,16 @@ def complete_schema(app: FastAPI) -> dict:
     kinds = models_by_kind(app)
     limits = {"n": {"maximum": settings.max_samples}, "scale": {"maximum": settings.max_scale},
               "steps": {"maximum": settings.max_steps}}
-    for path_item in schema.get("paths", {}).values():
+    for path, path_item in schema.get("paths", {}).items():
+        # /dataset's n has its own limit; everywhere else n is /sample's
+        path_limits = {**limits, "n": {"maximum": settings.max_dataset}} if path == "/dataset" else limits
         for operation in path_item.values():
             models = operation.pop(_KINDS_KEY, {"parameter": None})
             for parameter in operation.get("parameters", []):
                 if parameter["name"] == models["parameter"]:
                     parameter["schema"]["enum"] = sorted(n for n, k in kinds.items() if k in models["kinds"])
-                if parameter["in"] == "query" and parameter["name"] in limits:
-                    parameter["schema"].update(limits[parameter["name"]])
+                if parameter["in"] == "query" and parameter["name"] in path_limits:
+                    parameter["schema"].update(path_limits[parameter["name"]])
                 _give_example(parameter)
             if "security" in operation:  # only there when DIGITGEN_API_KEY is set (service/main.py)
                 operation["responses"].update(_unauthorized_response())

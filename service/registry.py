@@ -12,6 +12,7 @@ from torch import nn
 
 from models.checkpoint import CheckpointError, LoadedCheckpoint, load
 from models.devices import resolve_device
+from models.shapes import IMAGE_SHAPE
 
 log = logging.getLogger("digitgen.registry")
 
@@ -82,7 +83,7 @@ def warm_up(model: ServedModel) -> None:
     for the batcher's choice between the event loop and the inference thread. On a GPU batches
     never run on the loop (service/inference.py:inline_rows), so nothing is timed there."""
     if model.kind == "classifier":
-        model.module(torch.zeros(8, 1, 28, 28, device=model.device))
+        model.module(torch.zeros(8, *IMAGE_SHAPE, device=model.device))
         return
     z = torch.zeros(8, model.latent_dim, device=model.device)
     images = model.module.generate(z)

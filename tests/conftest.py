@@ -36,6 +36,27 @@ def write_tiny_weights(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
+def write_conditional_weights(folder: Path, seed: int = 0) -> Path:
+    """Small random models shaped like the bundled set for /dataset: a class-conditional DCGAN `gan`
+    (its labels are the classes asked for), an unconditional `vae` (labelled by the classifier) and
+    the classifier."""
+    torch.manual_seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    card = {"preset": "tiny", "description": "random init for tests", "epochs": 0, "metrics": {}}
+    gan = GeneratorConfig(latent_dim=4, arch="dcgan", hidden_dim=8, output="tanh", num_classes=10)
+    vae = VAEConfig(latent_dim=4, hidden_dims=(16,))
+    classifier = ClassifierConfig(channels=(4, 8), feature_dim=16)
+    save(Generator(gan).eval(), gan, card, folder / "gan.safetensors")
+    save(VAE(vae), vae, card, folder / "vae.safetensors")
+    save(DigitClassifier(classifier).eval(), classifier, card, folder / "classifier.safetensors")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def conditional_weights(tmp_path_factory) -> Path:
+    return write_conditional_weights(tmp_path_factory.mktemp("conditional-weights"))
+
+
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory) -> Path:
     return write_tiny_weights(tmp_path_factory.mktemp("tiny-weights"))

@@ -57,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-card-update", action="store_true", help="do not write metrics into model cards")
     evaluate.add_argument("--digit-check", type=int, default=100,
                           help="samples per digit for the independent check of gan's digit= sampling (0: skip)")
+    evaluate.add_argument("--utility-n", type=int, default=60_000,
+                          help="synthetic training-set size for the utility score (CAS: a classifier trained on "
+                               "n generated digits, tested on real ones; 0: skip; default 60000)")
+    evaluate.add_argument("--utility-only", action="store_true",
+                          help="only the utility score (and its real-data baseline), nothing else")
     evaluate.add_argument("--snapshots", type=Path,
                           help="instead: evaluate every GAN snapshot in this folder (quality by epoch); "
                                "use with --out reports/gan_epochs.json")
@@ -119,13 +124,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from trainer.evaluate import run_epochs_table, run_evaluate
-    common = dict(weights_dir=args.weights_dir, out=args.out, n=args.n, seed=args.seed, device=args.device,
+    from trainer.utility import run_utility
+    common = dict(weights_dir=args.weights_dir, out=args.out, seed=args.seed, device=args.device,
                   data_dir=args.data_dir)
     if args.snapshots is not None:
-        run_epochs_table(args.snapshots, **common)
-    else:
-        run_evaluate(**common, models=args.models, nll_k=args.nll_k, nll_images=args.nll_images,
+        run_epochs_table(args.snapshots, **common, n=args.n)
+        return 0
+    if not args.utility_only:
+        run_evaluate(**common, n=args.n, models=args.models, nll_k=args.nll_k, nll_images=args.nll_images,
                      update_cards=not args.no_card_update, digit_check_per_digit=args.digit_check)
+    if args.utility_n > 0:
+        run_utility(**common, n=args.utility_n, models=args.models, update_cards=not args.no_card_update)
     return 0
 
 

@@ -199,6 +199,8 @@ def run_evaluate(*, weights_dir: Path, out: Path, n: int = 10_000, models: list[
         if update_cards:
             update_card(load(weights_dir / "gan.safetensors", device), {"digit_sampling_check": results["digit_check"]})
     out = Path(out)
+    if out.exists() and "utility" in (kept := json.loads(out.read_text())):
+        results["utility"] = kept["utility"]  # trainer/utility.py's section: not measured here
     if models and out.exists():  # a partial run updates the models it measured, keeps the others
         previous = json.loads(out.read_text())
         if previous.get("n") == n:

@@ -8,6 +8,7 @@ import secrets
 import torch
 from fastapi.responses import JSONResponse, Response
 
+from models.shapes import IMAGE_SIZE
 from service import imaging
 from service.config import Settings
 from service.errors import ApiError
@@ -45,7 +46,7 @@ def output_size_problem(settings: Settings, n: int, nrow: int, scale: int) -> Ap
         return ApiError("limit_exceeded", f"scale is {scale}; the limit is {settings.max_scale} (DIGITGEN_MAX_SCALE)")
     cols = min(n, nrow) if n > 1 else 1
     rows = math.ceil(n / cols)
-    side = 28 if n == 1 else 30
+    side = IMAGE_SIZE if n == 1 else IMAGE_SIZE + imaging.GRID_GUTTER
     pixels = (cols * side * scale) * (rows * side * scale)
     limit = settings.max_image_pixels
     if pixels > limit:

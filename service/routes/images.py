@@ -6,10 +6,9 @@ from typing import Annotated
 import torch
 from fastapi import APIRouter, Query, Request
 
-from service import imaging
+from models.sampling import latents_for_seed, to_uint8
 from service.deps import InferenceDep, SettingsDep, lookup_model
 from service.errors import responses
-from service.inference import latents_for_seed
 from service.openapi import VAE, model_kinds
 from service.routes.common import BINARY, MODEL_HEADER, check_output_size, new_seed, png_response
 from service.schemas import MAX_SEED, SCALE_HELP, EncodeResponse
@@ -47,7 +46,7 @@ async def reconstruct(
     output = await inference.reconstruct(served, images)
     headers = {"X-Model": served.name}
     if side_by_side:
-        return png_response(torch.cat([imaging.to_uint8(images), output]), 2, scale, headers)
+        return png_response(torch.cat([to_uint8(images), output]), 2, scale, headers)
     return png_response(output, 1, scale, headers)
 
 

@@ -7,11 +7,12 @@ import torch
 from fastapi import APIRouter, Query, Request
 from pydantic import ValidationError
 
+from models.sampling import latents_for_seed
 from service import imaging
 from service.caching import NO_STORE, seeded_answer
 from service.deps import InferenceDep, SettingsDep, check_limit, lookup_model
 from service.errors import ApiError, field_errors, responses, validation_summary
-from service.inference import Inference, latents_for_seed
+from service.inference import Inference
 from service.openapi import GENERATIVE, LATENT_LIMIT, VAE, model_kinds
 from service.registry import ServedModel
 from service.routes.common import (BINARY, CACHE_HEADERS, MODEL_HEADER, NOT_MODIFIED, NPY_MEDIA_TYPE, check_output_size, header, json_response,

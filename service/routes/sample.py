@@ -5,10 +5,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
+from models.sampling import DigitNotFound, latents_for_seed
 from service.caching import NO_STORE, seeded_answer
 from service.deps import InferenceDep, SettingsDep, lookup_model
 from service.errors import ApiError, responses
-from service.inference import DigitNotFound, latents_for_seed
 from service.openapi import GENERATIVE, model_kinds
 from service.routes.common import (BINARY, CACHE_HEADERS, MODEL_HEADER, NOT_MODIFIED, NPY_MEDIA_TYPE, SEED_HEADER, json_response, new_seed,
                                    npy_response, png_response, sample_problem, samples_json)

@@ -13,22 +13,12 @@ import torch
 
 from digitgen_client import AsyncClient, Client, DigitgenError
 from digitgen_client.cli import main as cli_main
-from models import ClassifierConfig, DigitClassifier, Generator, GeneratorConfig, VAE, VAEConfig, save
 from tests.conftest import ROOT, free_port, live_server, wait_ready
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("client-weights")
-    torch.manual_seed(0)
-    card = {"preset": "tiny", "description": "random init for tests", "epochs": 0, "metrics": {}}
-    gan = GeneratorConfig(latent_dim=4, arch="dcgan", hidden_dim=8, output="tanh", num_classes=10)
-    vae = VAEConfig(latent_dim=4, hidden_dims=(16,))
-    classifier = ClassifierConfig(channels=(4, 8), feature_dim=16)
-    save(Generator(gan).eval(), gan, card, folder / "gan.safetensors")
-    save(VAE(vae), vae, card, folder / "vae.safetensors")
-    save(DigitClassifier(classifier).eval(), classifier, card, folder / "classifier.safetensors")
-    return folder
+def weights(conditional_weights):
+    return conditional_weights
 
 
 @pytest.fixture(scope="module")

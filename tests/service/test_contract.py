@@ -95,9 +95,10 @@ def test_model_is_an_enum_of_the_loaded_models_each_endpoint_can_use(schema):
 
 
 def test_the_schema_states_the_configured_limits(tiny_weights):
-    with make_client(tiny_weights, max_samples=64, max_latents=32, max_steps=12, max_scale=4) as c:
+    with make_client(tiny_weights, max_samples=64, max_latents=32, max_steps=12, max_scale=4, max_dataset=500) as c:
         schema = c.get("/openapi.json").json()
     assert _param(schema, "/sample", "get", "n")["schema"]["maximum"] == 64
+    assert _param(schema, "/dataset", "get", "n")["schema"]["maximum"] == 500
     assert _param(schema, "/sample", "get", "scale")["schema"]["maximum"] == 4
     assert _param(schema, "/interpolate", "get", "steps")["schema"]["maximum"] == 12
     decode = schema["components"]["schemas"]["DecodeRequest"]["properties"]

@@ -8,25 +8,14 @@ import pytest
 import torch
 from PIL import Image
 
-from models import ClassifierConfig, DigitClassifier, Generator, GeneratorConfig, VAE, VAEConfig, save
 from models import dataset
 from service.main import create_app
 from tests.conftest import live_server, make_client, make_settings
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    """A tiny class-conditional generator (like the bundled gan), an unconditional VAE and a classifier."""
-    folder = tmp_path_factory.mktemp("dataset-weights")
-    torch.manual_seed(0)
-    card = {"preset": "tiny", "description": "random init for tests", "epochs": 0, "metrics": {}}
-    gan = GeneratorConfig(latent_dim=4, arch="dcgan", hidden_dim=8, output="tanh", num_classes=10)
-    vae = VAEConfig(latent_dim=4, hidden_dims=(16,))
-    classifier = ClassifierConfig(channels=(4, 8), feature_dim=16)
-    save(Generator(gan).eval(), gan, card, folder / "gan.safetensors")
-    save(VAE(vae), vae, card, folder / "vae.safetensors")
-    save(DigitClassifier(classifier).eval(), classifier, card, folder / "classifier.safetensors")
-    return folder
+def weights(conditional_weights):
+    return conditional_weights
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,163 @@
+"""Labelled synthetic data for other services, end to end through digitgen_client.
+
+    .venv/bin/python -m benchmarks.dataset [--n 60000] [--stream-n 1000000] [--cache-seconds 8]
+
+In one run, against one service on loopback (bundled weights):
+- `n` labelled `gan` digits through the client: npz (`Client.dataset`) and tar (the CLI's `fetch`);
+- the way it was done before /dataset: ten `/sample?digit=d&format=npy` requests of n/10 each
+  (rejection sampling keeps only samples the classifier is sure of);
+- the unlabelled bulk path for reference: `/sample?format=npy` in pages of the same size;
+- the server's resident memory while one `/dataset` answer of `stream-n` images streams (sampled
+  every 50 ms from /proc), against its memory before;
+- with nginx on the PATH (apt-get install nginx-light): a repeated-seed workload (wrk, 16
+  connections, one seeded 8x8 grid) straight to the service and through nginx's proxy cache,
+  which stores the seeded answers (Cache-Control: public, immutable) and serves repeats itself.
+Writes benchmarks/results/dataset-<date>.json.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from benchmarks.common import NGINX_HINT, nginx, rss_mb, server, wrk, write_result
+from digitgen_client import Client
+from digitgen_client.cli import fetch
+
+PAGE = 10_000
+
+
+def timed(fn) -> tuple[float, object]:
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def row(n: int, seconds: float, **extra) -> dict:
+    return {"images": n, "seconds": round(seconds, 2), "images_per_s": round(n / seconds), **extra}
+
+
+def via_client(base: str, n: int, out_dir: Path) -> dict:
+    with Client(base) as client:
+        client.dataset(2000, seed=99)  # warm: first requests pay for lazy initialisation
+        seconds, (images, labels) = timed(lambda: client.dataset(n, seed=1, batch=PAGE))
+        rows = {"dataset_npz": row(n, seconds, labels="exact (the class asked for)")}
+        seconds, _ = timed(lambda: fetch(client, out_dir / "synth.tar", n, "gan", 1, None, 0, "tar", PAGE, quiet=True))
+        rows["dataset_tar_cli"] = row(n, seconds, bytes=(out_dir / "synth.tar").stat().st_size)
+    return rows
+
+
+def digit_requests(base: str, n: int) -> dict:
+    per = n // 10
+
+    def run():
+        with httpx.Client(base_url=base, timeout=600) as http:
+            for digit in range(10):
+                http.get("/sample", params={"n": per, "digit": digit, "seed": digit, "format": "npy"}).raise_for_status()
+
+    seconds, _ = timed(run)
+    return row(per * 10, seconds, labels="the digit asked for, kept only at classifier confidence >= 0.999")
+
+
+def npy_pages(base: str, n: int) -> dict:
+    def run():
+        with httpx.Client(base_url=base, timeout=600) as http:
+            for seed in range(n // PAGE):
+                http.get("/sample", params={"n": PAGE, "seed": seed, "format": "npy"}).raise_for_status()
+
+    seconds, _ = timed(run)
+    return row(n // PAGE * PAGE, seconds, labels="none")
+
+
+def stream_memory(base: str, pid: int, n: int, model: str) -> dict:
+    before = rss_mb(pid)
+    peak, done = [before], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            peak.append(rss_mb(pid))
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    received = 0
+    start = time.perf_counter()
+    try:
+        with httpx.stream("GET", f"{base}/dataset", params={"model": model, "n": n, "seed": 3}, timeout=3600) as r:
+            r.raise_for_status()
+            for chunk in r.iter_raw():
+                received += len(chunk)
+    finally:
+        done.set()
+        watcher.join()
+    seconds = time.perf_counter() - start
+    return {"model": model, "images": n, "bytes": received, "seconds": round(seconds, 1),
+            "images_per_s": round(n / seconds), "rss_before_mb": round(before, 1),
+            "rss_peak_mb": round(max(peak), 1), "rss_growth_mb": round(max(peak) - before, 1)}
+
+
+PROXY_CACHE = """
+    proxy_cache_path {{prefix}}/cache levels=1:2 keys_zone=digitgen:10m max_size=1g inactive=1d;
+    upstream digitgen {{ server 127.0.0.1:{upstream}; keepalive 16; }}
+    server {{
+        listen 127.0.0.1:{{port}};
+        location / {{
+            proxy_pass http://digitgen;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_cache digitgen;          # stores what the service marks public (seeded answers)
+            proxy_cache_lock on;           # one request fills an entry, concurrent ones wait for it
+            add_header X-Cache $upstream_cache_status always;
+        }}
+    }}
+"""
+
+
+def proxy_cache(base: str, seconds: float) -> dict | None:
+    if shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists():
+        print(f"{NGINX_HINT}: proxy cache not measured")
+        return None
+    path = "/sample?n=64&seed=42&scale=1"
+    direct = wrk(base + path, connections=16, seconds=seconds)
+    with nginx(PROXY_CACHE.format(upstream=base.rsplit(":", 1)[1])) as proxy:
+        first, second = httpx.get(proxy + path, timeout=30), httpx.get(proxy + path, timeout=30)
+        cached = wrk(proxy + path, connections=16, seconds=seconds)
+        unseeded = httpx.get(proxy + "/sample?n=64", timeout=30).headers.get("x-cache")
+    return {"url": path, "direct": direct, "through_nginx_cache": cached,
+            "x_cache_first": first.headers.get("x-cache"), "x_cache_second": second.headers.get("x-cache"),
+            "x_cache_unseeded": unseeded, "same_bytes": first.content == second.content,
+            "speedup": round(cached["requests_per_s"] / direct["requests_per_s"], 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=60_000, help="labelled images per method (default 60000)")
+    parser.add_argument("--stream-n", type=int, default=1_000_000, help="images in the memory run (default 1e6)")
+    parser.add_argument("--stream-model", default="gan", help="model of the memory run (default gan)")
+    parser.add_argument("--cache-seconds", type=float, default=8, help="wrk seconds per cache run (default 8)")
+    args = parser.parse_args()
+    env = {"DIGITGEN_DEVICE": "cpu", "DIGITGEN_MAX_SAMPLES": str(max(PAGE, args.n // 10))}
+    with server(["-m", "service", "--no-access-log"], env=env) as (base, proc, _), \
+            tempfile.TemporaryDirectory() as scratch:
+        results = {"n": args.n, "page": PAGE, "model": "gan"}
+        results.update(via_client(base, args.n, Path(scratch)))
+        print(results)
+        results["digit_requests_npy"] = digit_requests(base, args.n)
+        results["unlabelled_npy_pages"] = npy_pages(base, args.n)
+        results["ratio_dataset_npz_to_npy"] = round(results["dataset_npz"]["images_per_s"]
+                                                    / results["unlabelled_npy_pages"]["images_per_s"], 2)
+        print({k: results[k] for k in ("digit_requests_npy", "unlabelled_npy_pages", "ratio_dataset_npz_to_npy")})
+        results["stream_memory"] = stream_memory(base, proc.pid, args.stream_n, args.stream_model)
+        print(results["stream_memory"])
+        results["proxy_cache"] = proxy_cache(base, args.cache_seconds)
+        print(results["proxy_cache"])
+    print(f"wrote {write_result('dataset', results)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""The utility score (CAS): a classifier trained on what /dataset serves, tested on real digits."""
+import json
+
+import torch
+
+from models import ClassifierConfig, DigitClassifier, Generator, GeneratorConfig, save
+from models import dataset
+from trainer import utility
+from trainer.data import synthetic_mnist
+
+
+def _weights(folder):
+    torch.manual_seed(0)
+    card = {"preset": "tiny", "metrics": {}}
+    gan = GeneratorConfig(latent_dim=4, arch="dcgan", hidden_dim=8, output="tanh", num_classes=10)
+    mlp = GeneratorConfig(latent_dim=4, hidden_dim=16, output="sigmoid")
+    save(Generator(gan).eval(), gan, card, folder / "gan.safetensors")
+    save(Generator(mlp).eval(), mlp, card, folder / "gan-seed.safetensors")
+    cfg = ClassifierConfig(channels=(4, 8), feature_dim=16)
+    save(DigitClassifier(cfg).eval(), cfg, card, folder / "classifier.safetensors")
+    return folder
+
+
+def test_the_synthetic_set_is_what_the_service_serves(tmp_path, monkeypatch):
+    """run_utility trains on dataset.make(...): the same function behind GET /dataset."""
+    weights = _weights(tmp_path)
+    seen = {}
+
+    def fake_train(images, labels, data, *, seed, device, progress=False):
+        seen[len(seen)] = (images.clone(), labels.clone())
+        return 0.5 + 0.1 * len(seen)
+
+    monkeypatch.setattr(utility, "test_accuracy_when_trained_on", fake_train)
+    data = synthetic_mnist(n_train=300, n_test=50)
+    out = tmp_path / "metrics.json"
+    out.write_text(json.dumps({"n": 10, "models": {"kept": 1}}))
+    result = utility.run_utility(weights_dir=weights, out=out, n=200, seed=3, device="cpu", data=data, progress=False)
+    real_images, real_labels = seen[0]
+    assert torch.equal(real_labels, torch.cat([data.train_labels, data.val_labels])[:200])
+    from models.checkpoint import load
+    module = load(weights / "gan.safetensors").module
+    want_images, want_labels = dataset.make(module, 200, 3)
+    assert torch.equal(seen[1][0], want_images.reshape(200, 28, 28)) and torch.equal(seen[1][1], want_labels)
+    assert result["real"]["test_accuracy"] == 0.6
+    assert result["models"]["gan"]["label_source"] == "generator"
+    assert result["models"]["gan-seed"]["label_source"] == "classifier"
+    document = json.loads(out.read_text())
+    assert document["models"] == {"kept": 1} and document["utility"]["n"] == 200  # other keys kept
+    card = json.loads((weights / "gan.json").read_text())
+    assert card["metrics"]["utility_cas"] == result["models"]["gan"]["test_accuracy"]
+    assert card["metrics"]["utility_real_baseline"] == 0.6 and card["metrics"]["utility_n"] == 200
+
+
+def test_a_classifier_really_learns_from_the_given_set():
+    """The real training path, tiny: separable fake digits (class c lights up its own 8x4 patch, patches
+    further apart than the recipe's +-2 px shifts) are learnt."""
+    def fake_digits(n):
+        labels = torch.arange(n) % 10
+        images = torch.zeros(n, 28, 28, dtype=torch.uint8)
+        for c in range(10):
+            row, col = 2 + 14 * (c // 5), 1 + 5 * (c % 5)
+            images[labels == c, row:row + 8, col:col + 4] = 255
+        return images, labels
+
+    data = synthetic_mnist(n_train=400, n_test=200)
+    images, labels = fake_digits(400)
+    data.test_images, data.test_labels = fake_digits(200)
+    accuracy = utility.test_accuracy_when_trained_on(images, labels, data, seed=0, device=torch.device("cpu"))
+    assert accuracy > 0.9
+    shuffled = utility.test_accuracy_when_trained_on(images, labels[torch.randperm(400)], data, seed=0,
+                                                      device=torch.device("cpu"))
+    assert shuffled < 0.5  # labels that mean nothing teach nothing
+
+
+def test_the_report_shows_the_utility_table_and_the_gan_target():
+    from trainer.report import _targets, _utility_table
+    metrics = {"utility": {"protocol": "CAS.", "n": 60000, "seed": 0, "device": "cpu",
+                           "real": {"test_accuracy": 0.991},
+                           "models": {"gan": {"test_accuracy": 0.9812, "label_source": "generator"},
+                                      "vae": {"test_accuracy": 0.95, "label_source": "classifier"}}}}
+    table = _utility_table(metrics)
+    assert "| *60,000 real MNIST digits* | the dataset's | 99.10 % | — |" in table
+    assert "| 60,000 digits of gan (`/dataset?model=gan`) | the class asked for | 98.12 % | -0.98 points |" in table
+    assert "the bundled classifier | 95.00 %" in table
+    assert ("gan utility (CAS) ≥ 98.0 %", "98.12 %", True) in _targets(metrics)
+    assert "No utility scores yet" in _utility_table({})
