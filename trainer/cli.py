@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--utility-n", type=int, default=60_000,
                           help="synthetic training-set size for the utility score (CAS: a classifier trained on "
                                "n generated digits, tested on real ones; 0: skip; default 60000)")
+    evaluate.add_argument("--utility-keep", choices=["all", "agreeing"], default="all",
+                          help="agreeing: an experiment; train on the items of a class-conditional model that "
+                               "the bundled classifier agrees with (written under utility_agreeing)")
     evaluate.add_argument("--utility-only", action="store_true",
                           help="only the utility score (and its real-data baseline), nothing else")
     evaluate.add_argument("--snapshots", type=Path,
@@ -134,7 +137,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         run_evaluate(**common, n=args.n, models=args.models, nll_k=args.nll_k, nll_images=args.nll_images,
                      update_cards=not args.no_card_update, digit_check_per_digit=args.digit_check)
     if args.utility_n > 0:
-        run_utility(**common, n=args.utility_n, models=args.models, update_cards=not args.no_card_update)
+        run_utility(**common, n=args.utility_n, models=args.models, update_cards=not args.no_card_update,
+                    keep=args.utility_keep)
     return 0
 
 

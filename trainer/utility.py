@@ -23,6 +23,7 @@ from models import dataset
 from models.checkpoint import load
 from models.classifier import DigitClassifier
 from models.devices import resolve_device
+from models.sampling import classify_u8
 from trainer.data import DEFAULT_DATA_DIR, MNIST, load_mnist
 from trainer.presets import get_preset
 from trainer.train_classifier import train_classifier
@@ -43,6 +44,20 @@ def test_accuracy_when_trained_on(images_u8: torch.Tensor, labels: torch.Tensor,
     return train_classifier(model, split, preset, device, progress=progress)["test_accuracy"]
 
 
+def agreeing_items(module, classifier, n: int, seed: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first n items of the sequence whose label the classifier agrees with (a class-conditional
+    generator's off-class samples dropped): a measure of how much label noise costs."""
+    images, labels, made = [], [], 0
+    while sum(len(part) for part in labels) < n:
+        batch_images, batch_labels = dataset.make(module, dataset.BLOCK * 8, seed, offset=made, device=device)
+        made += dataset.BLOCK * 8
+        verdict, _ = classify_u8(classifier, batch_images, device=device)
+        keep = verdict.to(batch_labels.device) == batch_labels.long()
+        images.append(batch_images[keep])
+        labels.append(batch_labels[keep])
+    return torch.cat(images)[:n], torch.cat(labels)[:n]
+
+
 def real_training_set(data: MNIST, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     images = torch.cat([data.train_images, data.val_images])[:n]
     return images, torch.cat([data.train_labels, data.val_labels])[:n]
@@ -50,9 +65,14 @@ def real_training_set(data: MNIST, n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def run_utility(*, weights_dir: Path, out: Path, models: list[str] | None = None, n: int = CAS_N, seed: int = 0,
                 device: str = "auto", data_dir: Path = DEFAULT_DATA_DIR, update_cards: bool = True,
-                data: MNIST | None = None, progress: bool = True) -> dict:
+                data: MNIST | None = None, progress: bool = True, keep: str = "all") -> dict:
     """CAS of each generative model in `weights_dir` (default: all) and the real-data baseline, written
-    under "utility" in `out` (the metrics JSON, other keys kept) and into the model cards."""
+    under "utility" in `out` (the metrics JSON, other keys kept) and into the model cards.
+    keep="agreeing": an experiment, not what /dataset serves: class-conditional models train on the
+    first n items the bundled classifier agrees with; written under "utility_agreeing", cards untouched."""
+    if keep not in ("all", "agreeing"):
+        raise ValueError(f"keep must be all or agreeing, not {keep!r}")
+    update_cards = update_cards and keep == "all"
     device = resolve_device(device)
     data = data if data is not None else load_mnist(data_dir)
     weights_dir = Path(weights_dir)
@@ -69,8 +89,13 @@ def run_utility(*, weights_dir: Path, out: Path, models: list[str] | None = None
         if ckpt.kind not in ("vae", "generator"):
             continue
         started = time.perf_counter()
-        images, labels = dataset.make(ckpt.module, n, seed, device=device, classifier=classifier.module,
-                                      classifier_device=device)
+        if keep == "agreeing" and dataset.is_conditional(ckpt.module):
+            images, labels = agreeing_items(ckpt.module, classifier.module, n, seed, device)
+        elif keep == "agreeing":
+            continue  # labels already are the classifier's verdicts: nothing to drop
+        else:
+            images, labels = dataset.make(ckpt.module, n, seed, device=device, classifier=classifier.module,
+                                          classifier_device=device)
         accuracy = test_accuracy_when_trained_on(images.reshape(n, 28, 28), labels, data, seed=seed, device=device,
                                                  progress=progress)
         results["models"][name] = {"test_accuracy": accuracy, "label_source": dataset.label_source(ckpt.module),
@@ -83,10 +108,11 @@ def run_utility(*, weights_dir: Path, out: Path, models: list[str] | None = None
                                "utility_n": n, "utility_label_source": dataset.label_source(ckpt.module)}
             card_path.write_text(json.dumps(card, indent=2) + "\n")
     out = Path(out)
+    key = "utility" if keep == "all" else "utility_agreeing"
     document = json.loads(out.read_text()) if out.exists() else {}
-    if models and document.get("utility", {}).get("n") == n:  # a partial run keeps the other models' rows
-        results["models"] = {**document["utility"].get("models", {}), **results["models"]}
-    document["utility"] = results
+    if models and document.get(key, {}).get("n") == n:  # a partial run keeps the other models' rows
+        results["models"] = {**document[key].get("models", {}), **results["models"]}
+    document[key] = results
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(document, indent=2) + "\n")
     print(f"wrote {out}")

@@ -84,3 +84,19 @@ def test_the_report_shows_the_utility_table_and_the_gan_target():
     assert "the bundled classifier | 95.00 %" in table
     assert ("gan utility (CAS) ≥ 98.0 %", "98.12 %", True) in _targets(metrics)
     assert "No utility scores yet" in _utility_table({})
+
+
+def test_agreeing_items_keep_only_what_the_classifier_confirms(tmp_path):
+    from models.checkpoint import load
+
+    class SaysThree(torch.nn.Module):
+        def forward(self, x):
+            logits = torch.zeros(len(x), 10)
+            logits[:, 3] = 1
+            return logits
+
+    module = load(_weights(tmp_path) / "gan.safetensors").module
+    images, labels = utility.agreeing_items(module, SaysThree(), 50, seed=1, device="cpu")
+    assert labels.tolist() == [3] * 50
+    all_images, all_labels = dataset.make(module, 500, 1)
+    assert torch.equal(images, all_images[all_labels == 3][:50])  # the first 50 threes of the sequence
