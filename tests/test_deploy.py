@@ -58,6 +58,95 @@ def test_compose_scale_out_behind_nginx():
     assert "server digitgen-replica:8000" in conf and "proxy_next_upstream" in conf
 
 
+def dockerfile_args() -> dict[str, str]:
+    return dict(l[len("ARG "):].split("=", 1) for l in dockerfile_instructions() if l.startswith("ARG ") and "=" in l)
+
+
+def test_dockerfile_picks_the_torch_flavour_with_a_build_argument():
+    lines = dockerfile_instructions()
+    args = dockerfile_args()
+    assert args["TORCH_INDEX"] == "https://download.pytorch.org/whl/cpu"  # the default image is CPU-only
+    import tomllib
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    torch_pin = next(d for d in deps if d.startswith("torch=="))
+    assert f"torch=={args['TORCH_VERSION']}" == torch_pin  # `pip install .` then finds torch satisfied
+    runs = [l for l in lines if l.startswith("RUN ")]
+    torch_install = next(i for i, l in enumerate(runs) if '--index-url "${TORCH_INDEX}"' in l)
+    assert '"torch==${TORCH_VERSION}"' in runs[torch_install]
+    project_install = next(i for i, l in enumerate(runs) if l.startswith("RUN pip install ."))
+    assert torch_install < project_install
+    assert not any("[train" in l or "[dev" in l for l in lines)  # no training extras in the image
+    # the CUDA build's argument, as compose passes it, is documented where people build
+    assert "--build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu130" in (ROOT / "Dockerfile").read_text()
+
+
+def test_dockerfile_copies_every_package_the_install_needs():
+    import tomllib
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = sorted(p.name for p in ROOT.iterdir() if (p / "__init__.py").exists()
+                      and any(re.fullmatch(pattern.replace("*", ".*"), p.name)
+                              for pattern in config["tool"]["setuptools"]["packages"]["find"]["include"]))
+    assert {"models", "service", "trainer", "digitgen_client"} <= set(packages)
+    copied = set()
+    for line in dockerfile_instructions():
+        if line.startswith("COPY ") and "--from=" not in line:
+            copied.update(p.rstrip("/").removeprefix("./") for p in line.split()[1:-1])
+    for needed in [*packages, "pyproject.toml", "README.md", "LICENSE"]:
+        assert needed in copied, needed
+    ignored = {l.strip().rstrip("/") for l in (ROOT / ".dockerignore").read_text().splitlines()
+               if l.strip() and not l.startswith("#")}
+    assert not ignored & copied, ignored & copied
+
+
+def test_dockerfile_multistage_nonroot_and_drains():
+    lines = dockerfile_instructions()
+    froms = [l for l in lines if l.startswith("FROM ")]
+    assert len(froms) >= 2 and froms[0].endswith(" AS build")
+    assert any(l.startswith("COPY --from=build /opt/venv") for l in lines)
+    assert lines.index(next(l for l in lines if l.startswith("COPY --from=build"))) > lines.index(froms[-1])
+    final = lines[lines.index(froms[-1]):]
+    assert any("useradd" in l and "--uid 10001" in l for l in final)
+    assert [l for l in final if l.startswith("USER ")][-1] == "USER 10001:10001"  # numeric: runAsNonRoot can check
+    assert "STOPSIGNAL SIGTERM" in final
+    assert any(l.startswith("HEALTHCHECK") and "/readyz" in l for l in final)
+    cmd = next(l for l in final if l.startswith("CMD "))
+    assert '"--graceful-timeout", "10"' in cmd
+
+
+def test_compose_images_per_flavour_and_drain_time():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    for name in ("digitgen", "digitgen-replica"):
+        assert services[name]["image"] == "digitgen:0.1.0-cpu"
+        assert services[name]["build"]["args"]["TORCH_INDEX"] == "https://download.pytorch.org/whl/cpu"
+    gpu = services["digitgen-gpu"]
+    assert gpu["image"] == "digitgen:0.1.0-cuda"
+    assert gpu["build"]["args"]["TORCH_INDEX"] == "https://download.pytorch.org/whl/cu130"
+    assert gpu["build"]["context"] == "."
+    cmd = next(l for l in dockerfile_instructions() if l.startswith("CMD "))
+    drain = float(re.search(r'"--graceful-timeout", "([\d.]+)"', cmd).group(1))
+    for name in ("digitgen", "digitgen-gpu", "digitgen-replica"):
+        grace = services[name]["stop_grace_period"]
+        assert float(grace.rstrip("s")) > drain, name
+        assert services[name]["read_only"] is True and "/tmp" in services[name]["tmpfs"]
+
+
+def test_compose_nginx_is_pinned_and_health_checked():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    nginx = compose["services"]["nginx"]
+    match = re.fullmatch(r"nginx:(\d+)\.(\d+)\.(\d+)(-alpine)?", nginx["image"])
+    assert match, f"{nginx['image']}: pin a release (x.y.z), not a moving tag"
+    # the upstream `server ... resolve` parameter of deploy/nginx.conf is in open-source nginx from 1.27.3
+    assert tuple(map(int, match.groups()[:3])) >= (1, 27, 3)
+    health = nginx["healthcheck"]
+    test = " ".join(health["test"])
+    assert health["test"][0] == "CMD" and "http://127.0.0.1:8080/nginx-health" in test
+    assert {"interval", "timeout", "retries"} <= set(health)
+    conf = (ROOT / "deploy" / "nginx.conf").read_text()
+    assert re.search(r"location = /nginx-health \{[^}]*return 200", conf)
+    assert "listen 8080;" in conf and nginx["ports"] == ["8080:8080"]
+
+
 # ---- Makefile and packaging ------------------------------------------------------------------
 
 def make_dry_run(*targets: str) -> list[str]:
