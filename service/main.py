@@ -28,7 +28,7 @@ from service.errors import install_handlers
 from service.head import HeadAsGet
 from service.linger import LingerAfter413
 from service.openapi import install_openapi
-from service.routes import dataset, images, latents, ops, sample
+from service.routes import dataset, images, latents, ops, page, sample
 
 log = logging.getLogger("digitgen")
 
@@ -121,6 +121,7 @@ def create_api(settings: Settings | None = None) -> FastAPI:
     for router in (sample.router, dataset.router, images.router, latents.router, ops.router):
         app.include_router(router, dependencies=secured)
     app.include_router(ops.public)
+    app.include_router(page.router)  # GET / and /ui/: public, like the probes
     install_handlers(app)
     install_openapi(app)
     app.add_middleware(HeadAsGet)
