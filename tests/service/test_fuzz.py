@@ -21,7 +21,8 @@ def test_schemathesis_every_check_passes(tmp_path):
     if cli is None:
         pytest.fail("schemathesis is not installed (it is in the dev extra)")
     weights = write_tiny_weights(tmp_path / "weights")
-    env = {"DIGITGEN_WEIGHTS_DIR": str(weights), "DIGITGEN_MAX_SAMPLES": "64", "DIGITGEN_MAX_LATENTS": "64"}
+    env = {"DIGITGEN_WEIGHTS_DIR": str(weights), "DIGITGEN_MAX_SAMPLES": "64", "DIGITGEN_MAX_LATENTS": "64",
+           "DIGITGEN_MAX_DATASET": "2000"}  # small limits: schemathesis tries the largest values allowed
     with live_server(env) as (base, proc):
         result = subprocess.run(
             [str(cli), "--config-file", str(CONFIG), "run", f"{base}/openapi.json", "--checks", "all", "--max-examples", "25", "--seed", "1",

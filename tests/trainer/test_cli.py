@@ -112,9 +112,10 @@ def test_cli_passes_its_flags_to_the_library_functions(monkeypatch, tmp_path):
     """Only the CLI reads argparse flags; the library functions get them as keyword arguments."""
     from pathlib import Path
 
-    from trainer import cli, evaluate, experiments
+    from trainer import cli, evaluate, experiments, utility
     calls = {}
     monkeypatch.setattr(evaluate, "run_evaluate", lambda **kw: calls.setdefault("evaluate", kw))
+    monkeypatch.setattr(utility, "run_utility", lambda **kw: calls.setdefault("utility", kw))
     monkeypatch.setattr(evaluate, "run_epochs_table", lambda snapshots, **kw: calls.setdefault("epochs", (snapshots, kw)))
     monkeypatch.setattr(experiments, "run_experiment", lambda mode, **kw: calls.setdefault("experiment", (mode, kw)))
     assert cli.main(["evaluate", "--models", "gan", "--n", "50", "--no-card-update", "--digit-check", "0",
@@ -122,6 +123,14 @@ def test_cli_passes_its_flags_to_the_library_functions(monkeypatch, tmp_path):
     assert calls["evaluate"] == dict(weights_dir=BUNDLED_WEIGHTS, out=tmp_path / "m.json", n=50, seed=0, device="cpu",
                                      data_dir=Path("data/mnist"), models=["gan"], nll_k=5000, nll_images=None,
                                      update_cards=False, digit_check_per_digit=0)
+    assert calls.pop("utility") == dict(weights_dir=BUNDLED_WEIGHTS, out=tmp_path / "m.json", seed=0, device="cpu",
+                                        data_dir=Path("data/mnist"), n=60000, models=["gan"], update_cards=False,
+                                        keep="all")
+    calls.clear()
+    assert cli.main(["evaluate", "--utility-only", "--utility-n", "600", "--utility-keep", "agreeing"]) == 0
+    assert "evaluate" not in calls and calls.pop("utility")["keep"] == "agreeing"
+    assert cli.main(["evaluate", "--utility-n", "0", "--digit-check", "0"]) == 0
+    assert "utility" not in calls and "evaluate" in calls
     assert cli.main(["evaluate", "--snapshots", str(tmp_path), "--n", "5000"]) == 0
     assert calls["epochs"] == (tmp_path, dict(weights_dir=BUNDLED_WEIGHTS, out=Path("reports/metrics.json"), n=5000,
                                               seed=0, device="auto", data_dir=Path("data/mnist")))
