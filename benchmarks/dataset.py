@@ -3,7 +3,8 @@
     .venv/bin/python -m benchmarks.dataset [--n 60000] [--stream-n 1000000] [--cache-seconds 8]
 
 In one run, against one service on loopback (bundled weights):
-- `n` labelled `gan` digits through the client: npz (`Client.dataset`) and tar (the CLI's `fetch`);
+- `n` labelled `gan` digits through the client: npz (`Client.dataset`) and tar (the CLI's `fetch`),
+  after a warm-up, in two rounds alternating with the unlabelled path (each method's best round kept);
 - the way it was done before /dataset: ten `/sample?digit=d&format=npy` requests of n/10 each
   (rejection sampling keeps only samples the classifier is sure of);
 - the unlabelled bulk path for reference: `/sample?format=npy` in pages of the same size;
@@ -30,6 +31,7 @@ from digitgen_client import Client
 from digitgen_client.cli import fetch
 
 PAGE = 10_000
+ROUNDS = 2
 
 
 def timed(fn) -> tuple[float, object]:
@@ -44,12 +46,20 @@ def row(n: int, seconds: float, **extra) -> dict:
 
 def via_client(base: str, n: int, out_dir: Path) -> dict:
     with Client(base) as client:
-        client.dataset(2000, seed=99)  # warm: first requests pay for lazy initialisation
-        seconds, (images, labels) = timed(lambda: client.dataset(n, seed=1, batch=PAGE))
+        seconds, _ = timed(lambda: client.dataset(n, seed=1, batch=PAGE))
         rows = {"dataset_npz": row(n, seconds, labels="exact (the class asked for)")}
         seconds, _ = timed(lambda: fetch(client, out_dir / "synth.tar", n, "gan", 1, None, 0, "tar", PAGE, quiet=True))
         rows["dataset_tar_cli"] = row(n, seconds, bytes=(out_dir / "synth.tar").stat().st_size)
     return rows
+
+
+def warm_up(base: str) -> None:
+    """One full page of each kind first: the first large requests of a fresh process pay for lazy
+    initialisation and memory growth, which would bill whichever method ran first."""
+    with Client(base) as client:
+        client.dataset(PAGE, seed=99)
+    with httpx.Client(base_url=base, timeout=600) as http:
+        http.get("/sample", params={"n": PAGE, "seed": 99, "format": "npy"}).raise_for_status()
 
 
 def digit_requests(base: str, n: int) -> dict:
@@ -144,14 +154,20 @@ def main() -> None:
     env = {"DIGITGEN_DEVICE": "cpu", "DIGITGEN_MAX_SAMPLES": str(max(PAGE, args.n // 10))}
     with server(["-m", "service", "--no-access-log"], env=env) as (base, proc, _), \
             tempfile.TemporaryDirectory() as scratch:
-        results = {"n": args.n, "page": PAGE, "model": "gan"}
-        results.update(via_client(base, args.n, Path(scratch)))
-        print(results)
-        results["digit_requests_npy"] = digit_requests(base, args.n)
-        results["unlabelled_npy_pages"] = npy_pages(base, args.n)
+        results = {"n": args.n, "page": PAGE, "model": "gan", "rounds": ROUNDS}
+        warm_up(base)
+        rounds = []
+        for _ in range(ROUNDS):  # alternating, so neither method always runs on a warmer process
+            measured = via_client(base, args.n, Path(scratch))
+            measured["unlabelled_npy_pages"] = npy_pages(base, args.n)
+            rounds.append(measured)
+            print(measured)
+        for key in rounds[0]:  # each method's best round
+            results[key] = max((r[key] for r in rounds), key=lambda r: r["images_per_s"])
         results["ratio_dataset_npz_to_npy"] = round(results["dataset_npz"]["images_per_s"]
                                                     / results["unlabelled_npy_pages"]["images_per_s"], 2)
-        print({k: results[k] for k in ("digit_requests_npy", "unlabelled_npy_pages", "ratio_dataset_npz_to_npy")})
+        results["digit_requests_npy"] = digit_requests(base, args.n)
+        print({k: results[k] for k in ("digit_requests_npy", "ratio_dataset_npz_to_npy")})
         results["stream_memory"] = stream_memory(base, proc.pid, args.stream_n, args.stream_model)
         print(results["stream_memory"])
         results["proxy_cache"] = proxy_cache(base, args.cache_seconds)

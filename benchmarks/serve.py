@@ -4,7 +4,7 @@
     .venv/bin/python -m benchmarks.serve [--seconds 10] [--connections 1 16 64]
 
 Writes benchmarks/results/serve-<date>.json and prints a table. wrk runs with one thread, so on a
-2-core machine one core generates load and the other serves (as in the DESIGN.md reference figures).
+2-core machine one core generates load and the other serves.
 """
 from __future__ import annotations
 
