@@ -45,9 +45,10 @@ def is_transient(exc: BaseException) -> bool:
 
 def retry_policy(retries: int) -> dict:
     """tenacity arguments: up to `retries` more tries with exponential back-off (0.2 s doubling, at
-    most 10 s between tries, with jitter) for transient failures only; the last error is re-raised."""
+    most 10 s between tries, plus up to 1 s of jitter) for transient failures only; the last error
+    is re-raised."""
     return {"retry": retry_if_exception(is_transient), "stop": stop_after_attempt(retries + 1),
-            "wait": wait_exponential_jitter(initial=0.2, max=10), "reraise": True}
+            "wait": wait_exponential_jitter(multiplier=0.2, max=10), "reraise": True}
 
 
 def auth_headers(api_key: str | None) -> dict[str, str]:

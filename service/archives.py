@@ -70,6 +70,11 @@ class NpzWriter:
         self._labels.append(labels_u8.numpy().tobytes())
         return self._sink.take()
 
+    def abandon(self) -> None:
+        """The answer stops half-way (the client went away): drop the archive without finishing it."""
+        self._images.close()
+        self._zip.close()
+
     def finish(self) -> bytes:
         self._images.close()
         with self._zip.open(zipfile.ZipInfo("labels.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w") as labels:
@@ -97,6 +102,9 @@ class TarWriter:
             self._member(f"{key}.cls", str(label).encode())
             self._next += 1
         return self._sink.take()
+
+    def abandon(self) -> None:
+        self._tar.close()
 
     def finish(self) -> bytes:
         self._tar.close()

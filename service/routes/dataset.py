@@ -71,14 +71,18 @@ async def get_dataset(request: Request, inference: InferenceDep, settings: Setti
         out = archives.writer(query.format, n, offset)
         parts = dataset.blocks(offset, n)
         pending = make(*next(parts))
+        finished = False
         try:
             for following in parts:
                 images, labels = await pending
                 pending = make(*following)
                 yield out.add(images, labels)
             yield out.add(*(await pending))
+            finished = True
             yield out.finish()
         finally:
-            pending.cancel()  # the client went away: the block not yet started is never made
+            if not finished:  # the client went away: the block not yet started is never made
+                pending.cancel()
+                out.abandon()
 
     return StreamingResponse(stream(), media_type=MEDIA_TYPES[query.format], headers=headers)
