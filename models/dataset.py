@@ -18,14 +18,10 @@ import hashlib
 import torch
 from torch import nn
 
-from models.sampling import classify_u8, generate_u8
+from models.sampling import classify_u8, generate_u8, is_conditional
 
 BLOCK = 1024  # items per independently seeded block
 ALL_DIGITS = tuple(range(10))
-
-
-def is_conditional(module: nn.Module) -> bool:
-    return getattr(module, "num_classes", 0) == 10
 
 
 def label_source(module: nn.Module) -> str:

@@ -20,6 +20,11 @@ class DigitNotFound(RuntimeError):
     """Rejection sampling could not find enough samples of the requested digit."""
 
 
+def is_conditional(module: nn.Module) -> bool:
+    """A class-conditional generator over the ten digits (the class read from its latent)."""
+    return getattr(module, "num_classes", 0) == 10
+
+
 def latents_for_seed(seed: int, n: int, latent_dim: int) -> torch.Tensor:
     """The n latents a seed stands for: N(0, I) draws from a CPU generator, so the same seed gives
     the same latents on every machine and device. (n, latent_dim) float32 on the CPU."""
@@ -57,7 +62,8 @@ def classify_u8(classifier_module: nn.Module, images_u8: torch.Tensor, *,
 @torch.inference_mode()
 def sample_digit(generator_module: nn.Module, classifier_module: nn.Module, digit: int, n: int, seed: int, *,
                  max_rounds: int, min_confidence: float, device: torch.device | str,
-                 chunk: int | None = None, name: str = "generator") -> tuple[torch.Tensor, torch.Tensor]:
+                 chunk: int | None = None, name: str = "generator",
+                 classifier_device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Rejection sampling: draw candidate latents in rounds from the seed's stream, keep those the
     classifier labels `digit` with at least `min_confidence`. Returns (latents (n, D) on the CPU,
     images_u8 (n, 1, 28, 28)); raises DigitNotFound after `max_rounds` rounds without n of them.
@@ -66,11 +72,12 @@ def sample_digit(generator_module: nn.Module, classifier_module: nn.Module, digi
     the latent space, max(16, 1.5 n) per round (the classifier still checks each one); an
     unconditional one hits any given digit ~10 % of the time and draws max(64, 12 n) per round.
     Both modules run on `device`; `chunk` is generate_u8's (rows per forward pass; results per row
-    do not depend on it); `name` is the model's name in DigitNotFound's message."""
+    do not depend on it); `name` is the model's name in DigitNotFound's message; the classifier runs on
+    `classifier_device` (default: `device`)."""
     g = torch.Generator().manual_seed(seed)
     kept_z, kept_x = [], []
     found = 0
-    conditional = getattr(generator_module, "num_classes", 0) == 10
+    conditional = is_conditional(generator_module)
     candidates = max(16, n + n // 2) if conditional else max(64, 12 * n)
     for _ in range(max_rounds):
         if conditional:
@@ -78,7 +85,8 @@ def sample_digit(generator_module: nn.Module, classifier_module: nn.Module, digi
         else:
             z = torch.randn(candidates, generator_module.latent_dim, generator=g)
         images = generate_u8(generator_module, z, device=device, chunk=chunk)
-        digits, confidence = classify_u8(classifier_module, images, device=device)
+        digits, confidence = classify_u8(classifier_module, images,
+                                         device=device if classifier_device is None else classifier_device)
         keep = (digits == digit) & (confidence >= min_confidence)
         kept_z.append(z[keep])
         kept_x.append(images[keep])

@@ -72,6 +72,14 @@ def lookup_model(request: Request, registry: Registry, name: str, *, kinds: tupl
     return model
 
 
-def check_limit(value: int, limit: int, what: str, setting: str) -> None:
+def limit_problem(value: int, limit: int, what: str, setting: str) -> ApiError | None:
+    """The error for a count over its DIGITGEN_<setting> limit, or None within it."""
     if value > limit:
-        raise ApiError("limit_exceeded", f"{what} is {value}; the limit is {limit} (DIGITGEN_{setting})")
+        return ApiError("limit_exceeded", f"{what} is {value}; the limit is {limit} (DIGITGEN_{setting})")
+    return None
+
+
+def check_limit(value: int, limit: int, what: str, setting: str) -> None:
+    problem = limit_problem(value, limit, what, setting)
+    if problem is not None:
+        raise problem

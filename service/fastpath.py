@@ -30,7 +30,6 @@ from service.caching import cache_headers, etag
 from service.deps import bearer_matches
 from service.errors import INTERNAL_ERROR
 from service.metrics import MODEL_KEY
-from service.openapi import GENERATIVE
 from service.routes import sample as sample_routes
 from service.routes.common import NPY_MEDIA_TYPE, new_seed, sample_problem
 from service.schemas import SampleQuery
@@ -87,7 +86,7 @@ class SampleFastPath:
         if parsed.format == "json" or sample_problem(settings, parsed) is not None:
             return None
         served = state.inference.registry.get(parsed.model)
-        if served is None or served.kind not in GENERATIVE:
+        if served is None or not served.is_generative:
             return None
         return served, parsed
 

@@ -30,8 +30,10 @@ from service.registry import Registry, ServedModel
 CPU_CHUNK = 128
 
 
-def _chunked_on_cpu(model: ServedModel) -> bool:
-    return model.device.type == "cpu" and getattr(model.module.config, "arch", "mlp") != "mlp"
+def _chunk(model: ServedModel) -> int | None:
+    """Rows per forward pass: CPU_CHUNK for a convolutional model on the CPU, else all in one."""
+    convolutional = getattr(model.module.config, "arch", "mlp") != "mlp"
+    return CPU_CHUNK if model.device.type == "cpu" and convolutional else None
 
 
 def inline_rows(model: ServedModel, budget_ms: float) -> int:
@@ -53,7 +55,6 @@ class Inference:
         """torch_threads: intra-op threads of the inference thread (service/main.py:configure_torch)."""
         self.registry = registry
         self.metrics = metrics
-        self.torch_threads = torch_threads
         # one thread: torch already parallelises inside an op, and one thread keeps batches in order;
         # torch's intra-op thread count is per thread: the event loop keeps one (service/main.py)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digitgen-infer",
@@ -95,7 +96,7 @@ class Inference:
     @staticmethod
     def _generate_u8(model: ServedModel, latents: torch.Tensor) -> torch.Tensor:
         return generate_u8(model.module, latents, device=model.device,
-                           chunk=CPU_CHUNK if _chunked_on_cpu(model) else None)
+                           chunk=_chunk(model))
 
     def classify(self, images_u8: torch.Tensor) -> Classified:
         classifier = self.registry.classifier
@@ -107,8 +108,8 @@ class Inference:
         classifier = self.registry.classifier
         latents, images = sample_digit(model.module, classifier.module, digit, n, seed,
                                        max_rounds=self.digit_max_rounds, min_confidence=self.digit_min_confidence,
-                                       device=model.device, chunk=CPU_CHUNK if _chunked_on_cpu(model) else None,
-                                       name=model.name)
+                                       device=model.device, chunk=_chunk(model), name=model.name,
+                                       classifier_device=classifier.device)
         self.metrics.images.labels(model.name).inc(n)
         return latents, images
 

@@ -25,7 +25,6 @@ disable_created_metrics()  # the *_created series only add noise to scrapes
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 MODEL_KEY = "digitgen.model"  # set in the ASGI scope by routes that serve a model
-REQUEST_ID_KEY = "digitgen.request_id"  # the request's X-Request-ID (bytes), set in the scope by the middleware
 REQUEST_ID_HEADER = b"x-request-id"
 
 
@@ -136,7 +135,6 @@ class MetricsMiddleware:
             return
         start = time.perf_counter()
         request_id = request_id_of(scope["headers"])
-        scope[REQUEST_ID_KEY] = request_id
         id_header = (REQUEST_ID_HEADER, request_id)
         status = 500
 

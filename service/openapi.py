@@ -14,15 +14,17 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from models.checkpoint import KINDS
 from service.config import Settings
 from service.errors import responses
+from service.registry import GENERATIVE_KINDS
 from service.schemas import InterpolateRequest
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 
-GENERATIVE = ("vae", "generator")
+GENERATIVE = GENERATIVE_KINDS
 VAE = ("vae",)
-ANY_MODEL = ("vae", "generator", "classifier")
+ANY_MODEL = tuple(KINDS)
 LATENT_LIMIT = 1000.0  # the largest |value| of a latent vector given to /decode or /interpolate
 _KINDS_KEY = "x-model-kinds"  # set on an operation by model_kinds(); replaced by the enum
 

@@ -5,6 +5,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field
 
+from models.dataset import ALL_DIGITS
+
 Format = Literal["png", "json", "npy"]
 MAX_NROW = 1024  # images per grid row, wherever a grid is asked for
 MAX_SEED = 2**63 - 1  # seeds are torch.Generator seeds: non-negative 64-bit integers
@@ -53,7 +55,7 @@ class DatasetQuery(BaseModel):
 
     def digit_tuple(self) -> tuple[int, ...]:
         """The digits asked for, sorted and without repeats (so 8,3 and 3,8 are one sequence)."""
-        return tuple(sorted({int(d) for d in self.digits.split(",")})) if self.digits else tuple(range(10))
+        return tuple(sorted({int(d) for d in self.digits.split(",")})) if self.digits else ALL_DIGITS
 
 
 class SampleItem(BaseModel):

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from models.shapes import IMAGE_SIZE
 from service import imaging
 from service.config import Settings
+from service.deps import limit_problem
 from service.errors import ApiError
 from service.inference import Classified
 from service.schemas import SampleQuery
@@ -42,8 +43,9 @@ def new_seed() -> int:
 def output_size_problem(settings: Settings, n: int, nrow: int, scale: int) -> ApiError | None:
     """Why a PNG of n images (one image, or a grid with 2-px gutters) at this scale would be too
     big, or None when it is within the limits. One rule for the routes and the lean /sample path."""
-    if scale > settings.max_scale:
-        return ApiError("limit_exceeded", f"scale is {scale}; the limit is {settings.max_scale} (DIGITGEN_MAX_SCALE)")
+    problem = limit_problem(scale, settings.max_scale, "scale", "MAX_SCALE")
+    if problem is not None:
+        return problem
     cols = min(n, nrow) if n > 1 else 1
     rows = math.ceil(n / cols)
     side = IMAGE_SIZE if n == 1 else IMAGE_SIZE + imaging.GRID_GUTTER
@@ -64,9 +66,9 @@ def check_output_size(settings: Settings, n: int, nrow: int, scale: int) -> None
 
 def sample_problem(settings: Settings, query: SampleQuery) -> ApiError | None:
     """The limits a /sample request must meet beyond its schema; one rule for the route and the lean path."""
-    if query.n > settings.max_samples:
-        return ApiError("limit_exceeded", f"n is {query.n}; the limit is {settings.max_samples} "
-                        "(DIGITGEN_MAX_SAMPLES)")
+    problem = limit_problem(query.n, settings.max_samples, "n", "MAX_SAMPLES")
+    if problem is not None:
+        return problem
     if query.format != "npy":
         return output_size_problem(settings, query.n, query.nrow, query.scale)
     return None

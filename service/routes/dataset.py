@@ -5,13 +5,14 @@ import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from models import dataset
 from service import archives
 from service.caching import NO_STORE, seeded_answer
 from service.deps import InferenceDep, SettingsDep, check_limit, lookup_model
 from service.errors import ApiError, responses
+from service.head import HEAD_KEY
 from service.openapi import GENERATIVE, model_kinds
 from service.routes.common import BINARY, CACHE_HEADERS, MODEL_HEADER, NOT_MODIFIED, SEED_HEADER, header, new_seed
 from service.schemas import DatasetQuery
@@ -76,8 +77,8 @@ async def get_dataset(request: Request, inference: InferenceDep, settings: Setti
             for following in parts:
                 images, labels = await pending
                 pending = make(*following)
-                yield out.add(images, labels)
-            yield out.add(*(await pending))
+                yield await asyncio.to_thread(out.add, images, labels)  # tar: a PNG per item, off the loop
+            yield await asyncio.to_thread(out.add, *(await pending))
             finished = True
             yield out.finish()
         finally:
@@ -85,4 +86,6 @@ async def get_dataset(request: Request, inference: InferenceDep, settings: Setti
                 pending.cancel()
                 out.abandon()
 
+    if request.scope.get(HEAD_KEY):  # a HEAD: the headers, without making the set
+        return Response(media_type=MEDIA_TYPES[query.format], headers=headers)
     return StreamingResponse(stream(), media_type=MEDIA_TYPES[query.format], headers=headers)

@@ -62,11 +62,14 @@ async def decode(body: DecodeRequest, request: Request, inference: InferenceDep,
                           "requested_digit": None, "samples": samples_json(images, z, verdict, body.scale)}, headers)
 
 
-async def interpolation_response(inference: Inference, served: ServedModel, settings, z_a: torch.Tensor,
-                                 z_b: torch.Tensor, steps: int, method: str, format: str, scale: int,
-                                 headers: dict[str, str]):
+def check_interpolation(settings, steps: int, scale: int) -> None:
+    """An interpolation's limits, checked before any work (a 304 included)."""
     check_limit(steps, settings.max_steps, "steps", "MAX_STEPS")
     check_output_size(settings, steps, steps, scale)
+
+
+async def interpolation_response(inference: Inference, served: ServedModel, z_a: torch.Tensor, z_b: torch.Tensor,
+                                 steps: int, method: str, format: str, scale: int, headers: dict[str, str]):
     path = inference.interpolate_latents(z_a, z_b, steps, method)
     images = await inference.generate(served, path)
     if format == "png":
@@ -110,6 +113,7 @@ async def interpolate_seeds(
 ):
     """The end points are the latents of `/sample?n=1&seed=seed_a` and `seed_b`, so they match those images."""
     served = lookup_model(request, inference.registry, model, kinds=GENERATIVE, action="interpolate")
+    check_interpolation(settings, steps, scale)
     headers: dict[str, str] = {}
     if seed_a is None or seed_b is None:
         headers.update(NO_STORE)
@@ -125,7 +129,7 @@ async def interpolate_seeds(
     z_a = latents_for_seed(seed_a, 1, served.latent_dim)[0]
     z_b = latents_for_seed(seed_b, 1, served.latent_dim)[0]
     headers.update({"X-Seed-A": str(seed_a), "X-Seed-B": str(seed_b), "X-Model": served.name})
-    return await interpolation_response(inference, served, settings, z_a, z_b, steps, method, format, scale, headers)
+    return await interpolation_response(inference, served, z_a, z_b, steps, method, format, scale, headers)
 
 
 INTERPOLATE_BODY = {"requestBody": {"required": True, "content": {
@@ -158,8 +162,7 @@ async def interpolate_post(
     """JSON body `{"model", "latents": [z_a, z_b], "steps", "method", "format"}`, or multipart fields
     `image_a` and `image_b`, which the VAE encodes (posterior means) and interpolates between.
     The query parameters apply to multipart requests only, but are checked on every request."""
-    check_limit(steps, settings.max_steps, "steps", "MAX_STEPS")
-    check_output_size(settings, steps, steps, scale)
+    check_interpolation(settings, steps, scale)
     multipart = media_type(request) == "multipart/form-data"
     if multipart or "model" in request.query_params:
         vae = lookup_model(request, inference.registry, model, kinds=VAE, action="encode images")
@@ -167,7 +170,7 @@ async def interpolate_post(
         images = await uploaded_images(request, settings.max_upload_bytes, settings.max_image_pixels, invert,
                                        names=("image_a", "image_b"))
         mu, _ = await inference.run(inference.encode, vae, images)
-        return await interpolation_response(inference, vae, settings, mu[0], mu[1], steps, method, format, scale,
+        return await interpolation_response(inference, vae, mu[0], mu[1], steps, method, format, scale,
                                             {"X-Model": vae.name})
     if media_type(request) != "application/json":
         raise ApiError("unsupported_media_type",
@@ -180,6 +183,7 @@ async def interpolate_post(
         errors = [{**e, "loc": ["body", *e["loc"]]} for e in errors]
         raise ApiError("invalid_parameters", validation_summary(errors), errors=errors) from None
     served = lookup_model(request, inference.registry, body.model, kinds=GENERATIVE, action="interpolate")
+    check_interpolation(settings, body.steps, body.scale)
     z = latent_tensor(body.latents, served)
-    return await interpolation_response(inference, served, settings, z[0], z[1], body.steps, body.method,
-                                        body.format, body.scale, {"X-Model": served.name})
+    return await interpolation_response(inference, served, z[0], z[1], body.steps, body.method, body.format,
+                                        body.scale, {"X-Model": served.name})

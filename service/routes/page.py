@@ -21,6 +21,7 @@ from service import __version__
 from service.errors import error_response
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+INDEX_HTML = (STATIC_DIR / "index.html").read_bytes()  # read once: it ships with the package
 STATIC_PREFIX = "/ui"  # /docs-static is fastapi-offline's (Swagger UI, ReDoc)
 
 CONTENT_SECURITY_POLICY = "; ".join((
@@ -146,5 +147,4 @@ async def root(request: Request) -> Response:
     headers = {**SECURITY_HEADERS, "Vary": "Accept"}
     if not wants_html(request.headers.get("accept", "")):
         return JSONResponse(index(request), headers=headers)
-    html = (STATIC_DIR / "index.html").read_bytes()
-    return HTMLResponse(html, headers={**headers, **REVALIDATE})
+    return HTMLResponse(INDEX_HTML, headers={**headers, **REVALIDATE})

@@ -84,8 +84,8 @@ def test_big_cpu_batches_of_a_conv_generator_run_in_chunks_with_the_same_rows(ti
     config = GeneratorConfig(latent_dim=4, arch="dcgan", hidden_dim=8, output="tanh")
     save(Generator(config), config, {"preset": "gan", "epochs": 0, "metrics": {}}, tmp_path / "gan.safetensors")
     model = load_registry(tmp_path, "cpu").get("gan")
-    assert inference._chunked_on_cpu(model)
-    assert not inference._chunked_on_cpu(load_registry(tiny_weights, "cpu").get("gan"))  # an MLP: one pass
+    assert inference._chunk(model) == CPU_CHUNK
+    assert inference._chunk(load_registry(tiny_weights, "cpu").get("gan")) is None  # an MLP: one pass
     latents = torch.randn(2 * CPU_CHUNK + 17, model.latent_dim)
     whole = Inference._generate_u8(model, latents)
     one_by_one = torch.cat([Inference._generate_u8(model, z[None]) for z in latents])

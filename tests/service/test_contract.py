@@ -182,3 +182,29 @@ def test_a_png_upload_still_works_with_the_error_handlers_in_place(client):
     Image.new("L", (28, 28), 0).save(buffer, format="PNG")
     r = client.post("/encode", content=buffer.getvalue(), headers={"Content-Type": "image/png"})
     assert r.status_code == 200 and len(r.json()["mu"]) == 4
+
+
+def test_head_is_labelled_like_get_in_the_metrics(tiny_weights):
+    with make_client(tiny_weights) as c:
+        c.head("/sample?seed=1")
+        c.head("/models")
+        text = c.get("/metrics").text
+    assert 'digitgen_requests_total{method="HEAD",model="gan",route="/sample",status="200"} 1.0' in text
+    assert 'digitgen_requests_total{method="HEAD",model="-",route="/models",status="200"} 1.0' in text
+
+
+def test_head_of_a_dataset_makes_no_images(client):
+    def made() -> str:
+        return next(line for line in client.get("/metrics").text.splitlines()
+                    if line.startswith('digitgen_images_generated_total{model="gan"}'))
+
+    client.get("/dataset?n=10&seed=1")  # the series exists from here on
+    first = made()
+    head = client.head("/dataset?n=5000&seed=2")
+    assert head.status_code == 200 and head.headers["x-label-source"] and head.content == b""
+    assert made() == first
+
+
+def test_a_conditional_request_is_checked_before_it_is_answered_304(client):
+    r = client.get("/interpolate?seed_a=1&seed_b=2&steps=100000", headers={"If-None-Match": "*"})
+    assert_error(r, 422, "limit_exceeded")
