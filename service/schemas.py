@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+from annotated_types import Ge, Le, MaxLen, MinLen
 from pydantic import BaseModel, BeforeValidator, Field
 
 from models.dataset import ALL_DIGITS
@@ -10,6 +11,9 @@ from models.dataset import ALL_DIGITS
 Format = Literal["png", "json", "npy"]
 MAX_NROW = 1024  # images per grid row, wherever a grid is asked for
 MAX_SEED = 2**63 - 1  # seeds are torch.Generator seeds: non-negative 64-bit integers
+# The constraints every model name and seed takes, in a body or a query (FastAPI reads them beside Query())
+ModelName = Annotated[str, MinLen(1), MaxLen(64)]
+Seed = Annotated[int, Ge(0), Le(MAX_SEED)]
 # Descriptions shared by the query models and the routes' own parameters. The limits that depend on
 # the configuration (DIGITGEN_MAX_*) are filled into /openapi.json from the settings (service/openapi.py).
 SEED_HELP = "same model, seed and parameters: same bytes, on any machine; omitted: a random seed (in X-Seed)"
@@ -19,11 +23,11 @@ SCALE_HELP = "nearest-neighbour enlargement of every image (limit DIGITGEN_MAX_S
 class SampleQuery(BaseModel):
     """GET /sample's parameters: one model for the FastAPI route and the lean path (service/fastpath.py),
     so both read a query string the same way."""
-    model: str = Field("gan", min_length=1, max_length=64, description="a generative model from /models",
+    model: ModelName = Field("gan", description="a generative model from /models",
                        examples=["gan"])
     n: int = Field(1, ge=1, description="number of images (limit DIGITGEN_MAX_SAMPLES); n > 1 gives a grid PNG",
                    examples=[16])
-    seed: int | None = Field(None, ge=0, le=MAX_SEED, description=SEED_HELP, examples=[42])
+    seed: Seed | None = Field(None, description=SEED_HELP, examples=[42])
     digit: int | None = Field(None, ge=0, le=9, description="only samples of this digit: drawn from the digit's "
                               "part of a class-conditional gan's latent space, and each kept only if the bundled "
                               "classifier is sure of it", examples=[7])
@@ -38,11 +42,11 @@ MAX_OFFSET = 10**12  # /dataset items are indexed from 0 up to here
 
 class DatasetQuery(BaseModel):
     """GET /dataset's parameters."""
-    model: str = Field("gan", min_length=1, max_length=64, description="a generative model from /models",
+    model: ModelName = Field("gan", description="a generative model from /models",
                        examples=["gan"])
     n: int = Field(1000, ge=1, description="number of labelled images (limit DIGITGEN_MAX_DATASET)",
                    examples=[60000])
-    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="the dataset's seed: same model, seed and "
+    seed: Seed | None = Field(None, description="the dataset's seed: same model, seed and "
                              "digits, same sequence; omitted: a random seed (in X-Seed)", examples=[0])
     offset: int = Field(0, ge=0, le=MAX_OFFSET, description="index of the first item: offset and n select a "
                         "slice of the sequence, so pages fetched one by one equal one big request", examples=[0])
@@ -96,7 +100,7 @@ JsonFloat = Annotated[float, BeforeValidator(_json_number)]
 
 
 class DecodeRequest(BaseModel):
-    model: str = Field("gan", min_length=1, max_length=64, description="a generative model from /models",
+    model: ModelName = Field("gan", description="a generative model from /models",
                        examples=["gan"])
     latents: list[list[JsonFloat]] = Field(min_length=1, description="one latent vector (latent_dim values, each "
                                        "finite and within ±1000) per image (limit DIGITGEN_MAX_LATENTS)",
@@ -107,7 +111,7 @@ class DecodeRequest(BaseModel):
 
 
 class InterpolateRequest(BaseModel):
-    model: str = Field("gan", min_length=1, max_length=64, description="a generative model from /models",
+    model: ModelName = Field("gan", description="a generative model from /models",
                        examples=["gan"])
     latents: list[list[JsonFloat]] = Field(min_length=2, max_length=2, description="the two end points",
                                        examples=[[[-1.0] * 16, [1.0] * 16]])

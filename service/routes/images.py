@@ -11,11 +11,11 @@ from service.deps import InferenceDep, SettingsDep, lookup_model
 from service.errors import responses
 from service.openapi import VAE, model_kinds
 from service.routes.common import BINARY, MODEL_HEADER, check_output_size, new_seed, png_response
-from service.schemas import MAX_SEED, SCALE_HELP, EncodeResponse
+from service.schemas import SCALE_HELP, EncodeResponse, ModelName, Seed
 from service.uploads import IMAGE_BODY, uploaded_images
 
 router = APIRouter(tags=["vae"])
-VaeName = Annotated[str, Query(min_length=1, max_length=64, description="a VAE from /models", examples=["vae"])]
+VaeName = Annotated[ModelName, Query(description="a VAE from /models", examples=["vae"])]
 Invert = Annotated[bool, Query(description="true for dark ink on a light background (scans, drawings)")]
 UPLOAD_ERRORS = ("malformed_body", "invalid_image", "payload_too_large", "unsupported_media_type",
                  "invalid_parameters", "model_not_found", "wrong_model_kind", "not_ready")
@@ -63,7 +63,7 @@ async def encode(
     settings: SettingsDep,
     model: VaeName = "vae",
     invert: Invert = False,
-    seed: Annotated[int | None, Query(ge=0, le=MAX_SEED, description="seed of the posterior sample z",
+    seed: Annotated[Seed | None, Query(description="seed of the posterior sample z",
                                              examples=[42])] = None,
 ):
     served = lookup_model(request, inference.registry, model, kinds=VAE, action="encode images")

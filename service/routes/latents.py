@@ -17,8 +17,8 @@ from service.openapi import GENERATIVE, LATENT_LIMIT, VAE, model_kinds
 from service.registry import ServedModel
 from service.routes.common import (BINARY, CACHE_HEADERS, MODEL_HEADER, NOT_MODIFIED, NPY_MEDIA_TYPE, check_output_size, header, json_response,
                                    new_seed, npy_response, png_response, samples_json)
-from service.schemas import (MAX_SEED, SCALE_HELP, DecodeRequest, InterpolateRequest, InterpolateResponse,
-                             SampleResponse)
+from service.schemas import (SCALE_HELP, DecodeRequest, InterpolateRequest, InterpolateResponse, ModelName,
+                             SampleResponse, Seed)
 from service.uploads import media_type, read_body, uploaded_images
 
 router = APIRouter(tags=["latent space"])
@@ -102,10 +102,10 @@ async def interpolate_seeds(
     request: Request,
     inference: InferenceDep,
     settings: SettingsDep,
-    model: Annotated[str, Query(min_length=1, max_length=64, description="a generative model from /models",
+    model: Annotated[ModelName, Query(description="a generative model from /models",
                                 examples=["gan"])] = "gan",
-    seed_a: Annotated[int | None, Query(ge=0, le=MAX_SEED, description=SEED_END, examples=[1])] = None,
-    seed_b: Annotated[int | None, Query(ge=0, le=MAX_SEED, description=SEED_END, examples=[2])] = None,
+    seed_a: Annotated[Seed | None, Query(description=SEED_END, examples=[1])] = None,
+    seed_b: Annotated[Seed | None, Query(description=SEED_END, examples=[2])] = None,
     steps: Steps = 10,
     method: Method = "slerp",
     format: Annotated[Literal["png", "json"], Query(description="png strip or json")] = "png",
@@ -151,7 +151,7 @@ async def interpolate_post(
     request: Request,
     inference: InferenceDep,
     settings: SettingsDep,
-    model: Annotated[str, Query(min_length=1, max_length=64, description="multipart only: a VAE",
+    model: Annotated[ModelName, Query(description="multipart only: a VAE",
                                 examples=["vae"])] = "vae",
     steps: Steps = 10,
     method: Method = "slerp",
