@@ -61,12 +61,15 @@ def digits_param(digits: Sequence[int] | str | None) -> str | None:
     return ",".join(str(int(d)) for d in digits)
 
 
-def dataset_params(model: str, n: int, seed: int | None, offset: int, digits, fmt: str) -> dict:
+def dataset_params(model: str, n: int, seed: int | None, offset: int, digits, fmt: str,
+                   verified: bool = False) -> dict:
     params = {"model": model, "n": n, "offset": offset, "format": fmt}
     if seed is not None:
         params["seed"] = seed
     if digits is not None:
         params["digits"] = digits_param(digits)
+    if verified:
+        params["verified"] = "true"
     return params
 
 

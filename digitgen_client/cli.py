@@ -41,7 +41,7 @@ def _progress(total: int, quiet: bool):
 
 
 def fetch(client: Client, out: Path, n: int, model: str, seed: int | None, digits, offset: int, fmt: str,
-          batch: int, quiet: bool = False) -> int:
+          batch: int, quiet: bool = False, verified: bool = False) -> int:
     """Write items [offset, offset + n) to `out`; returns the seed used."""
     seed = _pin(seed)
     bar = _progress(n, quiet)
@@ -49,7 +49,7 @@ def fetch(client: Client, out: Path, n: int, model: str, seed: int | None, digit
     try:
         if fmt == "npz":
             images, labels = [], []
-            for page in client.iter_dataset(n, model, seed, digits, offset, batch):
+            for page in client.iter_dataset(n, model, seed, digits, offset, batch, verified=verified):
                 images.append(page[0])
                 labels.append(page[1])
                 if bar:
@@ -59,7 +59,7 @@ def fetch(client: Client, out: Path, n: int, model: str, seed: int | None, digit
         else:
             with tarfile.open(partial, "w", format=tarfile.USTAR_FORMAT) as archive:
                 for start, size in pages(n, offset, batch):
-                    page = client.fetch_page(size, model, seed, digits, start, format="tar")
+                    page = client.fetch_page(size, model, seed, digits, start, format="tar", verified=verified)
                     with tarfile.open(fileobj=io.BytesIO(page)) as part:
                         for member in part:
                             archive.addfile(member, part.extractfile(member))
@@ -84,7 +84,9 @@ def main(argv: list[str] | None = None) -> None:
     get.add_argument("--n", type=int, required=True, help="number of images")
     get.add_argument("--model", default="gan", help="a generative model (default gan)")
     get.add_argument("--seed", type=int, help="the dataset's seed (default: random, printed)")
-    get.add_argument("--digits", help="comma-separated subset, e.g. 3,8 (class-conditional models)")
+    get.add_argument("--digits", help="comma-separated subset of classes, e.g. 3,8 (class-conditional models)")
+    get.add_argument("--verified", action="store_true",
+                     help="every label confirmed by the model's classifier (off-class items drawn again)")
     get.add_argument("--offset", type=int, default=0, help="index of the first item (default 0)")
     get.add_argument("--format", choices=["npz", "tar"], help="default: from --out's suffix")
     get.add_argument("--batch", type=int, default=DEFAULT_PAGE, help=f"items per request (default {DEFAULT_PAGE})")
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         with Client(args.url, api_key=args.api_key, retries=args.retries) as client:
             seed = fetch(client, args.out, args.n, args.model, args.seed, args.digits, args.offset, fmt, args.batch,
-                         args.quiet)
+                         args.quiet, verified=args.verified)
     except DigitgenError as exc:
         sys.exit(f"digitgen: {exc}")
     except ValueError as exc:

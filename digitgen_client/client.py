@@ -63,28 +63,31 @@ class Client:
         return parse_npy(response.content)
 
     def fetch_page(self, n: int, model: str = "gan", seed: int = 0, digits: Digits = None, offset: int = 0,
-                   format: str = "npz") -> bytes:
+                   format: str = "npz", *, verified: bool = False) -> bytes:
         """One /dataset answer as raw bytes (npz or tar), retried as a whole until complete."""
-        return self._get("/dataset", dataset_params(model, n, seed, offset, digits, format)).content
+        return self._get("/dataset", dataset_params(model, n, seed, offset, digits, format, verified)).content
 
     def iter_dataset(self, n: int, model: str = "gan", seed: int | None = None, digits: Digits = None,
-                     offset: int = 0, batch: int = DEFAULT_PAGE) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(images, labels) pages of at most `batch` items covering [offset, offset + n), in order."""
+                     offset: int = 0, batch: int = DEFAULT_PAGE, *,
+                     verified: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(images, labels) pages of at most `batch` items covering [offset, offset + n), in order.
+        verified: every label confirmed by the model's classifier (/dataset?verified=true)."""
         self.last_seed = seed = _pin(seed)
         for start, size in pages(n, offset, batch):
-            yield parse_npz(self.fetch_page(size, model, seed, digits, start), size)
+            yield parse_npz(self.fetch_page(size, model, seed, digits, start, verified=verified), size)
 
     def dataset(self, n: int, model: str = "gan", seed: int | None = None, digits: Digits = None, offset: int = 0,
-                batch: int = DEFAULT_PAGE) -> tuple[np.ndarray, np.ndarray]:
+                batch: int = DEFAULT_PAGE, *, verified: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """uint8 images (n, 28, 28) and uint8 labels (n,): items [offset, offset + n) of the sequence."""
-        parts = list(self.iter_dataset(n, model, seed, digits, offset, batch))
+        parts = list(self.iter_dataset(n, model, seed, digits, offset, batch, verified=verified))
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def torch_dataset(self, n: int, model: str = "gan", seed: int | None = None, digits: Digits = None,
-                      offset: int = 0, batch: int = DEFAULT_PAGE, transform=None):
+                      offset: int = 0, batch: int = DEFAULT_PAGE, transform=None, *, verified: bool = False):
         """A torch Dataset of (image float (1, 28, 28) in [0, 1], label int64), fetched now (needs torch)."""
         from digitgen_client.torch import ArrayDataset
-        return ArrayDataset(*self.dataset(n, model, seed, digits, offset, batch), transform=transform)
+        return ArrayDataset(*self.dataset(n, model, seed, digits, offset, batch, verified=verified),
+                            transform=transform)
 
 
 class AsyncClient:
@@ -121,21 +124,25 @@ class AsyncClient:
         return parse_npy(response.content)
 
     async def fetch_page(self, n: int, model: str = "gan", seed: int = 0, digits: Digits = None, offset: int = 0,
-                         format: str = "npz") -> bytes:
-        return (await self._get("/dataset", dataset_params(model, n, seed, offset, digits, format))).content
+                         format: str = "npz", *, verified: bool = False) -> bytes:
+        params = dataset_params(model, n, seed, offset, digits, format, verified)
+        return (await self._get("/dataset", params)).content
 
     async def iter_dataset(self, n: int, model: str = "gan", seed: int | None = None, digits: Digits = None,
-                           offset: int = 0, batch: int = DEFAULT_PAGE) -> AsyncIterator[tuple[np.ndarray, np.ndarray]]:
+                           offset: int = 0, batch: int = DEFAULT_PAGE, *,
+                           verified: bool = False) -> AsyncIterator[tuple[np.ndarray, np.ndarray]]:
         self.last_seed = seed = _pin(seed)
         for start, size in pages(n, offset, batch):
-            yield parse_npz(await self.fetch_page(size, model, seed, digits, start), size)
+            yield parse_npz(await self.fetch_page(size, model, seed, digits, start, verified=verified), size)
 
     async def dataset(self, n: int, model: str = "gan", seed: int | None = None, digits: Digits = None,
-                      offset: int = 0, batch: int = DEFAULT_PAGE) -> tuple[np.ndarray, np.ndarray]:
-        parts = [page async for page in self.iter_dataset(n, model, seed, digits, offset, batch)]
+                      offset: int = 0, batch: int = DEFAULT_PAGE, *,
+                      verified: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        parts = [page async for page in self.iter_dataset(n, model, seed, digits, offset, batch, verified=verified)]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     async def torch_dataset(self, n: int, model: str = "gan", seed: int | None = None, digits: Digits = None,
-                            offset: int = 0, batch: int = DEFAULT_PAGE, transform=None):
+                            offset: int = 0, batch: int = DEFAULT_PAGE, transform=None, *, verified: bool = False):
         from digitgen_client.torch import ArrayDataset
-        return ArrayDataset(*(await self.dataset(n, model, seed, digits, offset, batch)), transform=transform)
+        return ArrayDataset(*(await self.dataset(n, model, seed, digits, offset, batch, verified=verified)),
+                            transform=transform)

@@ -35,8 +35,8 @@ from service.routes.common import NPY_MEDIA_TYPE, new_seed, sample_problem
 from service.schemas import SampleQuery
 
 log = logging.getLogger("digitgen")
-# what the lean path answers: every SampleQuery field but digit (rejection sampling runs in the thread)
-_PARAMS = frozenset(SampleQuery.model_fields) - {"digit"}
+# what the lean path answers: every SampleQuery field but digit/label (rejection sampling runs in the thread)
+_PARAMS = frozenset(SampleQuery.model_fields) - {"digit", "label"}
 
 
 class SampleFastPath:

@@ -98,14 +98,14 @@ class Inference:
         return generate_u8(model.module, latents, device=model.device,
                            chunk=_chunk(model))
 
-    def classify(self, images_u8: torch.Tensor) -> Classified:
-        classifier = self.registry.classifier
-        return Classified(*classify_u8(classifier.module, images_u8, device=classifier.device))
+    @staticmethod
+    def classify(judge: ServedModel, images_u8: torch.Tensor) -> Classified:
+        return Classified(*classify_u8(judge.module, images_u8, device=judge.device))
 
     def sample_digit(self, model: ServedModel, digit: int, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """`digit=`: rejection sampling judged by the registry's classifier (models/sampling.py).
+        """`digit=`/`label=`: rejection sampling judged by the model's classifier (models/sampling.py).
         Returns (latents, images_u8)."""
-        classifier = self.registry.classifier
+        classifier = self.registry.judge(model)
         latents, images = sample_digit(model.module, classifier.module, digit, n, seed,
                                        max_rounds=self.digit_max_rounds, min_confidence=self.digit_min_confidence,
                                        device=model.device, chunk=_chunk(model), name=model.name,
@@ -134,13 +134,14 @@ class Inference:
         return output
 
     def dataset_rows(self, model: ServedModel, seed: int, block: int, digits: tuple[int, ...], lo: int,
-                     hi: int) -> tuple[torch.Tensor, torch.Tensor]:
+                     hi: int, verified: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows [lo, hi) of one block of the labelled sequence (models/dataset.py): uint8 images and
-        labels, the classes asked for or the registry classifier's verdict."""
-        classifier = self.registry.classifier
+        labels, the classes asked for (verified: and confirmed) or the model's classifier's verdict."""
+        classifier = self.registry.judge(model)
         images, labels = dataset.rows(model.module, seed, block, lo, hi, digits=digits, device=model.device,
                                       classifier=classifier.module if classifier else None,
-                                      classifier_device=classifier.device if classifier else "cpu")
+                                      classifier_device=classifier.device if classifier else "cpu",
+                                      verified=verified)
         self.metrics.images.labels(model.name).inc(hi - lo)
         return images, labels
 

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from models.checkpoint import CheckpointError, LoadedCheckpoint, load
+from models.datasets import MNIST, DatasetInfo, dataset_of_card
 from models.devices import resolve_device
 from models.shapes import IMAGE_SHAPE
 
@@ -34,6 +35,7 @@ class ServedModel:
     parameters: int
     latent_dim: int | None = None
     path: Path | None = None
+    dataset: DatasetInfo = MNIST  # what it was trained on (its card's data.dataset)
     # generate() seconds per latent in a 16-row batch, measured at warm-up (None: not generative,
     # or not on the CPU)
     seconds_per_row: float | None = None
@@ -51,13 +53,15 @@ class Registry:
     def get(self, name: str) -> ServedModel | None:
         return self.models.get(name)
 
-    @property
-    def classifier(self) -> ServedModel | None:
-        """The digit classifier used for `digit=` and predicted labels (the one named
-        `classifier`, else any loaded classifier)."""
-        if "classifier" in self.models:
-            return self.models["classifier"]
-        return next((m for m in self.models.values() if m.kind == "classifier"), None)
+    def judge(self, model: ServedModel) -> ServedModel | None:
+        """The classifier that judges a model's samples (digit=/label=, verified datasets, the labels
+        of a model without classes, predicted classes in JSON): the bundled classifier of the model's
+        dataset (`classifier` for MNIST, `fashion-classifier` for Fashion-MNIST), else any loaded
+        classifier trained on that dataset; None when there is none."""
+        named = self.models.get(model.dataset.classifier)
+        if named is not None and named.kind == "classifier":
+            return named
+        return next((m for m in self.models.values() if m.kind == "classifier" and m.dataset == model.dataset), None)
 
     def generative_names(self) -> list[str]:
         return [name for name, m in self.models.items() if m.is_generative]
@@ -69,7 +73,7 @@ def _served(ckpt: LoadedCheckpoint, device: torch.device) -> ServedModel:
     return ServedModel(
         name=ckpt.name, kind=ckpt.kind, module=module, device=device, sha256=ckpt.sha256,
         card=ckpt.card or {}, parameters=sum(p.numel() for p in module.parameters()),
-        latent_dim=latent_dim, path=ckpt.path,
+        latent_dim=latent_dim, path=ckpt.path, dataset=dataset_of_card(ckpt.card),
     )
 
 

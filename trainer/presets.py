@@ -1,5 +1,6 @@
 """Training recipes. `vae-seed` / `gan-seed` are the course report's recipe exactly; `vae` / `gan`
-are the better recipes that are bundled as the service's defaults."""
+are the better recipes that are bundled as the service's defaults. Every recipe states its dataset;
+`fashion-<name>` is recipe <name> on Fashion-MNIST, unchanged but for the classifier's epochs."""
 from __future__ import annotations
 
 import copy
@@ -24,6 +25,7 @@ class Preset:
     schedule: str = "constant"  # constant | cosine
     seed: int = 0
     description: str = ""
+    dataset: str = "mnist"  # mnist | fashion (models/datasets.py)
     vae: VAEConfig | None = None
     generator: GeneratorConfig | None = None
     discriminator: DiscriminatorConfig | None = None
@@ -87,6 +89,18 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
         classifier=ClassifierConfig(),
     ),
 ]}
+
+
+def _on_fashion(preset: Preset, **changes: Any) -> Preset:
+    return dataclasses.replace(copy.deepcopy(preset), name=f"fashion-{preset.name}", dataset="fashion",
+                               description=f"On Fashion-MNIST: {preset.description}", **changes)
+
+
+# the recipes on the harder data, to compare like with like; the judge alone gets more epochs (10 vs 6:
+# on clothes its validation accuracy still rises after 6), since every fashion metric is measured with it
+FASHION_OF = ("classifier", "vae-seed", "gan-seed", "vae", "gan")
+PRESETS.update({f"fashion-{name}": _on_fashion(PRESETS[name], **({"epochs": 10} if name == "classifier" else {}))
+                for name in FASHION_OF})
 
 
 def get_preset(name: str, **overrides: Any) -> Preset:

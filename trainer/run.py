@@ -53,15 +53,17 @@ def _gan_figures(generator: Generator, preset: Preset, device: torch.device, run
 
 
 def train_preset(preset: Preset, data: MNIST, device: torch.device, out_dir: Path,
-                 weights_dir: Path | None = None, max_steps: int | None = None, progress: bool = True) -> dict:
-    """Returns the model card that was written next to the checkpoint."""
+                 weights_dir: Path | None = None, max_steps: int | None = None, progress: bool = True,
+                 resume: bool = False) -> dict:
+    """Returns the model card that was written next to the checkpoint. resume=True continues the run
+    saved in out_dir from its last finished epoch (trainer/resume.py)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(preset.seed)
     data = data.to(device)
     started = time.perf_counter()
     if preset.family == "vae":
         module = VAE(preset.vae).to(device)
-        history = train_vae(module, data, preset, device, out_dir, max_steps, progress)
+        history = train_vae(module, data, preset, device, out_dir, max_steps, progress, resume)
         config = preset.vae
         final = {"train_loss": history["train_loss"][-1], "val_loss": history["val_loss"][-1],
                  "test_loss": history["test_loss"]}
@@ -69,17 +71,20 @@ def train_preset(preset: Preset, data: MNIST, device: torch.device, out_dir: Pat
         preset = with_class_prior(preset, data)
         generator = Generator(preset.generator).to(device)
         discriminator = Discriminator(preset.discriminator).to(device)
-        module, history = train_gan(generator, discriminator, data, preset, device, out_dir, max_steps, progress)
+        module, history = train_gan(generator, discriminator, data, preset, device, out_dir, max_steps, progress,
+                                    resume)
         config = preset.generator
         final = {f"{k}_last100": v for k, v in history["final"].items()}
     elif preset.family == "classifier":
         module = DigitClassifier(preset.classifier).to(device)
-        history = train_classifier(module, data, preset, device, max_steps, progress)
+        history = train_classifier(module, data, preset, device, max_steps, progress, out_dir, resume)
         config = preset.classifier
         final = {"train_loss": history["train_loss"][-1], "val_accuracy": history["val_accuracy"][-1]}
     else:
         raise ValueError(f"unknown family {preset.family!r}")
-    seconds = time.perf_counter() - started
+    # the loops count every segment of a resumed run; segments: (first epoch, last epoch, seconds) each
+    seconds = history.pop("seconds", time.perf_counter() - started)
+    segments = history.pop("segments", [])
     module.eval()
     if preset.family == "vae":
         _vae_figures(module, data, preset, out_dir)
@@ -95,13 +100,14 @@ def train_preset(preset: Preset, data: MNIST, device: torch.device, out_dir: Pat
         "epochs": preset.epochs,
         "seed": preset.seed,
         "data": {
-            "dataset": "MNIST",
+            "dataset": data.title,
             "split": {"train": len(data.train_images), "validation": len(data.val_images),
                       "test": len(data.test_images)},
             "sha256": data.checksums or "synthetic (dry run)",
         },
         "training": {
             "seconds": round(seconds, 1),
+            **({"segments": segments} if len(segments) > 1 else {}),
             "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
             "torch": torch.__version__,
             "host": platform.machine(),

@@ -1,6 +1,8 @@
 """Digit classifier training: cross-entropy with small random shifts."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
@@ -10,6 +12,7 @@ from models.shapes import IMAGE_SIZE
 from trainer.common import adam, epoch_batches, make_scheduler, seeded_generator, steps_per_epoch, to_unit
 from trainer.data import MNIST
 from trainer.presets import Preset
+from trainer.resume import RunState
 
 
 def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
@@ -38,13 +41,20 @@ def accuracy(model: DigitClassifier, images_u8: torch.Tensor, labels: torch.Tens
 
 
 def train_classifier(model: DigitClassifier, data: MNIST, preset: Preset, device: torch.device,
-                     max_steps: int | None = None, progress: bool = True) -> dict:
+                     max_steps: int | None = None, progress: bool = True, run_dir: Path | None = None,
+                     resume: bool = False) -> dict:
+    """Trains in place. With run_dir, the run's state is saved there after every epoch and resume=True
+    continues from it."""
     optimizer = adam(model.parameters(), preset.lr, preset.betas)
     total_steps = preset.epochs * steps_per_epoch(len(data.train_images), preset.batch_size, max_steps)
     scheduler = make_scheduler(optimizer, preset.schedule, total_steps)
     g = seeded_generator(preset.seed, device)
     history: dict = {"epoch": [], "train_loss": [], "val_accuracy": []}
-    for epoch in range(1, preset.epochs + 1):
+    state = None if run_dir is None else RunState(run_dir, preset, modules={"classifier": model},
+                                                  optimizers={"classifier": optimizer},
+                                                  schedulers={"classifier": scheduler}, generators={"batches": g})
+    first_epoch, history = state.resume(history) if state is not None and resume else (1, history)
+    for epoch in range(first_epoch, preset.epochs + 1):
         model.train()
         total, count = torch.zeros((), device=device), 0
         bar = epoch_batches(len(data.train_images), preset.batch_size, g, device, name=preset.name, epoch=epoch,
@@ -67,6 +77,10 @@ def train_classifier(model: DigitClassifier, data: MNIST, preset: Preset, device
         if progress:
             tqdm.write(f"{preset.name} epoch {epoch}: loss {history['train_loss'][-1]:.4f}  "
                        f"val acc {history['val_accuracy'][-1]:.4f}")
+        if state is not None:
+            state.save(epoch, history)
+    if state is not None:
+        history["seconds"] = state.seconds()
     model.eval()
     history["test_accuracy"] = accuracy(model, data.test_images, data.test_labels)
     return history

@@ -16,6 +16,7 @@ from trainer import figures
 from trainer.common import adam, epoch_batches, milestone_epochs, seeded_generator, to_unit
 from trainer.data import MNIST
 from trainer.presets import Preset
+from trainer.resume import RunState
 
 
 def discriminator_losses(preset: Preset, d_real: torch.Tensor, d_fake: torch.Tensor,
@@ -49,8 +50,9 @@ def with_class_prior(preset: Preset, data: MNIST) -> Preset:
 
 def train_gan(generator: Generator, discriminator: Discriminator, data: MNIST, preset: Preset,
               device: torch.device, run_dir: Path, max_steps: int | None = None,
-              progress: bool = True) -> tuple[Generator, dict]:
-    """Trains in place; returns the generator to serve (the EMA copy when ema_decay > 0)."""
+              progress: bool = True, resume: bool = False) -> tuple[Generator, dict]:
+    """Trains in place; returns the generator to serve (the EMA copy when ema_decay > 0).
+    The run's state is saved in run_dir after every epoch; resume=True continues from it."""
     opt_g = adam(generator.parameters(), preset.lr, preset.betas)
     opt_d = adam(discriminator.parameters(), preset.lr_d or preset.lr, preset.betas)
     ema = None
@@ -65,7 +67,11 @@ def train_gan(generator: Generator, discriminator: Discriminator, data: MNIST, p
     fixed_z = torch.randn(64, latent_dim, generator=seeded_generator(preset.seed + 1, device), device=device)
     milestones = milestone_epochs(preset.epochs)
     history: dict = {"d_real": [], "d_fake": [], "g": [], "epoch_end_step": []}
-    for epoch in range(1, preset.epochs + 1):
+    state = RunState(run_dir, preset, modules={"generator": generator, "discriminator": discriminator,
+                                               **({"ema": ema} if ema is not None else {})},
+                     optimizers={"generator": opt_g, "discriminator": opt_d}, generators={"batches": g})
+    first_epoch, history = state.resume(history) if resume else (1, history)
+    for epoch in range(first_epoch, preset.epochs + 1):
         generator.train()
         discriminator.train()
         epoch_losses = []
@@ -118,6 +124,8 @@ def train_gan(generator: Generator, discriminator: Discriminator, data: MNIST, p
                 samples = served.generate(fixed_z)
             figures.sample_grid(samples, run_dir / f"samples_epoch{epoch:03d}.png",
                                 title=f"{preset.name}: fixed latents, epoch {epoch}")
+        state.save(epoch, history)
+    history["seconds"] = state.seconds()
     figures.gan_loss_curves(history, run_dir / "loss_curves.png", title=preset.name)
     served = ema.module if ema is not None else generator
     served.eval()

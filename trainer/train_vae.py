@@ -12,6 +12,7 @@ from trainer.common import (adam, epoch_batches, make_scheduler, milestone_epoch
                             steps_per_epoch, to_unit)
 from trainer.data import MNIST
 from trainer.presets import Preset
+from trainer.resume import RunState
 
 
 @torch.no_grad()
@@ -34,7 +35,8 @@ def evaluate_elbo(model: VAE, images_u8: torch.Tensor, binarize: bool, seed: int
 
 
 def train_vae(model: VAE, data: MNIST, preset: Preset, device: torch.device, run_dir: Path,
-              max_steps: int | None = None, progress: bool = True) -> dict:
+              max_steps: int | None = None, progress: bool = True, resume: bool = False) -> dict:
+    """Trains in place; the run's state is saved in run_dir after every epoch, and resume=True continues from it."""
     optimizer = adam(model.parameters(), preset.lr, preset.betas)
     total_steps = preset.epochs * steps_per_epoch(len(data.train_images), preset.batch_size, max_steps)
     scheduler = make_scheduler(optimizer, preset.schedule, total_steps)
@@ -42,7 +44,10 @@ def train_vae(model: VAE, data: MNIST, preset: Preset, device: torch.device, run
     milestones = milestone_epochs(preset.epochs)
     fixed = to_unit(data.test_images[:10])
     history: dict = {"epoch": [], "train_loss": [], "val_loss": []}
-    for epoch in range(1, preset.epochs + 1):
+    state = RunState(run_dir, preset, modules={"vae": model}, optimizers={"vae": optimizer},
+                     schedulers={"vae": scheduler}, generators={"batches": g})
+    first_epoch, history = state.resume(history) if resume else (1, history)
+    for epoch in range(first_epoch, preset.epochs + 1):
         model.train()
         total, count = torch.zeros((), device=device), 0
         bar = epoch_batches(len(data.train_images), preset.batch_size, g, device, name=preset.name, epoch=epoch,
@@ -76,6 +81,8 @@ def train_vae(model: VAE, data: MNIST, preset: Preset, device: torch.device, run
             figures.reconstruction_strip(fixed, recon, run_dir / f"reconstructions_epoch{epoch:03d}.png",
                                          title=f"{preset.name}: originals (top) / reconstructions, epoch {epoch}")
             model.train()
+        state.save(epoch, history)
+    history["seconds"] = state.seconds()
     model.eval()
     history["test_loss"] = evaluate_elbo(model, data.test_images, preset.binarize)
     figures.vae_loss_curves(history, run_dir / "loss_curves.png", title=preset.name)

@@ -2,14 +2,17 @@
 
 Classification Accuracy Score (Ravuri & Vinyals, "Classification Accuracy Score for Conditional
 Generative Models", NeurIPS 2019): train a classifier on n synthetic labelled images, test it on the
-10,000 real MNIST test images; next to it the same classifier, recipe and seed trained on n real
-images (the 60,000 of MNIST's training file: the train and validation splits together).
+10,000 real test images of the generator's dataset (MNIST or Fashion-MNIST); next to it the same
+classifier, recipe and seed trained on n real images (the 60,000 of the dataset's training file:
+the train and validation splits together).
 
 The synthetic set is exactly what `GET /dataset?model=<name>&seed=<seed>&n=<n>` serves (models/dataset.py):
 for a class-conditional generator, equal shares of each digit labelled with the class asked for;
-for a model without classes, labels from the bundled classifier. The classifier trained here uses
-the bundled classifier's recipe (the `classifier` preset: small CNN, 6 epochs, Adam 1e-3 cosine,
-+-2 px shifts); the real validation split only reports progress, nothing is selected on it.
+for a model without classes, labels from the bundled classifier. With verified=True it is what
+`&verified=true` serves: a class-conditional model's off-class items redrawn until the classifier
+agrees. The classifier trained here uses the recipe of the dataset's bundled classifier (the
+`classifier` preset: small CNN, 6 epochs, Adam 1e-3 cosine, +-2 px shifts; `fashion-classifier`: the
+same for 10 epochs); the real validation split only reports progress, nothing is selected on it.
 """
 from __future__ import annotations
 
@@ -19,12 +22,12 @@ from pathlib import Path
 
 import torch
 
-from models import dataset
+from models import dataset as sequence  # the labelled sequence /dataset serves
 from models.checkpoint import load
 from models.classifier import DigitClassifier
+from models.datasets import dataset_named
 from models.devices import resolve_device
-from models.sampling import classify_u8
-from trainer.data import DEFAULT_DATA_DIR, MNIST, load_mnist
+from trainer.data import MNIST, load_dataset
 from trainer.presets import get_preset
 from trainer.train_classifier import train_classifier
 
@@ -32,30 +35,17 @@ CAS_N = 60_000
 
 
 def test_accuracy_when_trained_on(images_u8: torch.Tensor, labels: torch.Tensor, data: MNIST, *, seed: int,
-                                  device: torch.device, progress: bool = False) -> float:
-    """The `classifier` preset trained on (images uint8 (n, 28, 28), labels (n,)); its real test accuracy."""
-    preset = get_preset("classifier", seed=seed)
+                                  device: torch.device, progress: bool = False, recipe: str = "classifier") -> float:
+    """The `recipe` classifier preset trained on (images uint8 (n, 28, 28), labels (n,)); its accuracy on
+    data's real test set."""
+    preset = get_preset(recipe, seed=seed)
     split = MNIST(train_images=images_u8.to(device), train_labels=labels.long().to(device),
                   val_images=data.val_images.to(device), val_labels=data.val_labels.to(device),
                   test_images=data.test_images.to(device), test_labels=data.test_labels.to(device),
-                  checksums=data.checksums)
+                  checksums=data.checksums, title=data.title)
     torch.manual_seed(seed)  # the classifier's initial weights
     model = DigitClassifier(preset.classifier).to(device)
     return train_classifier(model, split, preset, device, progress=progress)["test_accuracy"]
-
-
-def agreeing_items(module, classifier, n: int, seed: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first n items of the sequence whose label the classifier agrees with (a class-conditional
-    generator's off-class samples dropped): a measure of how much label noise costs."""
-    images, labels, made = [], [], 0
-    while sum(len(part) for part in labels) < n:
-        batch_images, batch_labels = dataset.make(module, dataset.BLOCK * 8, seed, offset=made, device=device)
-        made += dataset.BLOCK * 8
-        verdict, _ = classify_u8(classifier, batch_images, device=device)
-        keep = verdict.to(batch_labels.device) == batch_labels.long()
-        images.append(batch_images[keep])
-        labels.append(batch_labels[keep])
-    return torch.cat(images)[:n], torch.cat(labels)[:n]
 
 
 def real_training_set(data: MNIST, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,51 +54,53 @@ def real_training_set(data: MNIST, n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def run_utility(*, weights_dir: Path, out: Path, models: list[str] | None = None, n: int = CAS_N, seed: int = 0,
-                device: str = "auto", data_dir: Path = DEFAULT_DATA_DIR, update_cards: bool = True,
-                data: MNIST | None = None, progress: bool = True, keep: str = "all") -> dict:
+                device: str = "auto", data_dir: Path | None = None, update_cards: bool = True,
+                data: MNIST | None = None, progress: bool = True, verified: bool = False,
+                dataset: str = "mnist") -> dict:
     """CAS of each generative model in `weights_dir` (default: all) and the real-data baseline, written
-    under "utility" in `out` (the metrics JSON, other keys kept) and into the model cards.
-    keep="agreeing": an experiment, not what /dataset serves: class-conditional models train on the
-    first n items the bundled classifier agrees with; written under "utility_agreeing", cards untouched."""
-    if keep not in ("all", "agreeing"):
-        raise ValueError(f"keep must be all or agreeing, not {keep!r}")
-    update_cards = update_cards and keep == "all"
+    under "utility" in `out` (the metrics JSON, other keys kept) and into the model cards (utility_cas).
+    verified=True: the class-conditional models' verified sequences (models without classes are
+    skipped: theirs is the plain one), under "utility_verified" and as utility_cas_verified.
+    dataset: whose models (default all of them), real images and classifier (fashion: Fashion-MNIST's)."""
+    from trainer.evaluate import models_of
+
     device = resolve_device(device)
-    data = data if data is not None else load_mnist(data_dir)
+    info = dataset_named(dataset)
+    data = data if data is not None else load_dataset(dataset, data_dir)
     weights_dir = Path(weights_dir)
-    classifier = load(weights_dir / "classifier.safetensors", device)
-    names = models or sorted(p.stem for p in weights_dir.glob("*.safetensors") if p.stem != "classifier")
+    classifier = load(weights_dir / f"{info.classifier}.safetensors", device)
+    names = models or models_of(weights_dir, info)
     started = time.perf_counter()
     real = test_accuracy_when_trained_on(*real_training_set(data, n), data, seed=seed, device=device,
-                                         progress=progress)
-    results = {"protocol": __doc__.split("\n\n")[1].replace("\n", " "), "n": n, "seed": seed, "device": str(device),
+                                         progress=progress, recipe=info.classifier)
+    results = {"protocol": __doc__.split("\n\n")[1].replace("\n", " "), "dataset": info.title, "n": n,
+               "seed": seed, "device": str(device),
                "real": {"test_accuracy": real, "seconds": round(time.perf_counter() - started, 1)}, "models": {}}
-    print(f"trained on {n} real digits: {100 * real:.2f} % on the real test set", flush=True)
+    print(f"trained on {n} real {info.title} images: {100 * real:.2f} % on the real test set", flush=True)
     for name in names:
         ckpt = load(weights_dir / f"{name}.safetensors", device)
         if ckpt.kind not in ("vae", "generator"):
             continue
+        if verified and not sequence.is_conditional(ckpt.module):
+            continue  # labelled by the classifier already: its verified sequence is the plain one
         started = time.perf_counter()
-        if keep == "agreeing" and dataset.is_conditional(ckpt.module):
-            images, labels = agreeing_items(ckpt.module, classifier.module, n, seed, device)
-        elif keep == "agreeing":
-            continue  # labels already are the classifier's verdicts: nothing to drop
-        else:
-            images, labels = dataset.make(ckpt.module, n, seed, device=device, classifier=classifier.module,
-                                          classifier_device=device)
+        images, labels = sequence.make(ckpt.module, n, seed, device=device, classifier=classifier.module,
+                                      classifier_device=device, verified=verified)
         accuracy = test_accuracy_when_trained_on(images.reshape(n, 28, 28), labels, data, seed=seed, device=device,
-                                                 progress=progress)
-        results["models"][name] = {"test_accuracy": accuracy, "label_source": dataset.label_source(ckpt.module),
+                                                 progress=progress, recipe=info.classifier)
+        results["models"][name] = {"test_accuracy": accuracy, "label_source": sequence.label_source(ckpt.module),
                                    "seconds": round(time.perf_counter() - started, 1)}
-        print(f"trained on {n} digits of {name}: {100 * accuracy:.2f} % on the real test set", flush=True)
+        print(f"trained on {n} images of {name}{' (verified)' if verified else ''}: {100 * accuracy:.2f} % on the "
+              f"real test set", flush=True)
         if update_cards and ckpt.card is not None:
             card_path = ckpt.path.with_suffix(".json")
             card = json.loads(card_path.read_text())
-            card["metrics"] = {**card.get("metrics", {}), "utility_cas": accuracy, "utility_real_baseline": real,
-                               "utility_n": n, "utility_label_source": dataset.label_source(ckpt.module)}
+            scores = ({"utility_cas_verified": accuracy} if verified else
+                      {"utility_cas": accuracy, "utility_label_source": sequence.label_source(ckpt.module)})
+            card["metrics"] = {**card.get("metrics", {}), **scores, "utility_real_baseline": real, "utility_n": n}
             card_path.write_text(json.dumps(card, indent=2) + "\n")
     out = Path(out)
-    key = "utility" if keep == "all" else "utility_agreeing"
+    key = "utility_verified" if verified else "utility"
     document = json.loads(out.read_text()) if out.exists() else {}
     if models and document.get(key, {}).get("n") == n:  # a partial run keeps the other models' rows
         results["models"] = {**document[key].get("models", {}), **results["models"]}

@@ -24,7 +24,9 @@ DATASET_RESPONSES = {
     200: {"content": {media_type: BINARY for media_type in MEDIA_TYPES.values()},
           "headers": {"X-Seed": SEED_HEADER, "X-Model": MODEL_HEADER,
                       "X-Label-Source": header("generator: each label is the class the model was asked for; "
-                                               "classifier: the bundled classifier's verdict", "generator"),
+                                               "classifier: the model's classifier's verdict", "generator"),
+                      "X-Labels-Verified": header("true when every item's label was confirmed by the model's "
+                                                  "classifier (verified=true, or a model without classes)", "false"),
                       **CACHE_HEADERS},
           "description": "the slice [offset, offset + n) of the model's labelled sequence for this seed, streamed"},
     304: NOT_MODIFIED,
@@ -38,8 +40,9 @@ DATASET_RESPONSES = {
 async def get_dataset(request: Request, inference: InferenceDep, settings: SettingsDep,
                       query: Annotated[DatasetQuery, Query()]):
     """Items are generated block by block while the answer streams: memory stays flat whatever n is,
-    and a client that disconnects stops the work. A class-conditional model (gan) gives each digit an
-    equal share, labelled with the class it was asked for; a model without classes is labelled by the
+    and a client that disconnects stops the work. A class-conditional model (gan) gives each class an
+    equal share, labelled with the class it was asked for (verified=true: and confirmed by the model's
+    classifier, off-class items drawn again); a model without classes is labelled by its dataset's
     bundled classifier (`X-Label-Source` says which)."""
     served = lookup_model(request, inference.registry, query.model, kinds=GENERATIVE, action="make a dataset")
     check_limit(query.n, settings.max_dataset, "n", "MAX_DATASET")
@@ -47,24 +50,32 @@ async def get_dataset(request: Request, inference: InferenceDep, settings: Setti
     if query.digits is not None and not conditional:
         raise ApiError("no_classes", f"model {served.name!r} has no classes, so digits= cannot choose them; "
                        "leave digits out (labels then come from the classifier) or use a class-conditional model")
-    if not conditional and inference.registry.classifier is None:
-        raise ApiError("no_classifier", f"model {served.name!r} has no classes and no classifier is loaded to label it")
+    judge = inference.registry.judge(served)
+    # a model without classes is labelled by its classifier: its verified sequence is its plain one
+    verified = query.verified and conditional
+    if (verified or not conditional) and judge is None:
+        why = "verified=true needs" if conditional else f"model {served.name!r} has no classes, so it needs"
+        raise ApiError("no_classifier", f"{why} a classifier of {served.dataset.title} ({served.dataset.classifier}) "
+                       "to label its samples, and none is loaded")
     seed = new_seed() if query.seed is None else query.seed
     digits, n, offset = query.digit_tuple(), query.n, query.offset
-    filename = f"digitgen-{served.name}-seed{seed}-{offset}-{offset + n}.{query.format}"
+    filename = f"digitgen-{served.name}-seed{seed}-{offset}-{offset + n}{'-verified' if verified else ''}.{query.format}"
     headers = {"X-Seed": str(seed), "X-Model": served.name, "X-Label-Source": dataset.label_source(served.module),
+               "X-Labels-Verified": "true" if verified or not conditional else "false",
                "Content-Disposition": f'attachment; filename="{filename}"'}
     if query.seed is None:
         headers.update(NO_STORE)
     else:
-        weights = (served.sha256,) if conditional else (served.sha256, inference.registry.classifier.sha256)
-        cached = seeded_answer(headers, "/dataset", weights, {**query.model_dump(), "digits": digits},
+        weights = (served.sha256,) if conditional and not verified else (served.sha256, judge.sha256)
+        cached = seeded_answer(headers, "/dataset", weights, {**query.model_dump(), "digits": digits,
+                                                               "verified": verified},
                                private=settings.api_key is not None, if_none_match=request.headers.get("if-none-match"))
         if cached is not None:
             return cached
 
     def make(block, lo, hi):
-        return asyncio.ensure_future(inference.run(inference.dataset_rows, served, seed, block, digits, lo, hi))
+        return asyncio.ensure_future(inference.run(inference.dataset_rows, served, seed, block, digits, lo, hi,
+                                                   verified))
 
     async def stream():
         # one block ahead: the inference thread makes block k + 1 while the event loop packs and sends

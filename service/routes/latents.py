@@ -57,7 +57,8 @@ async def decode(body: DecodeRequest, request: Request, inference: InferenceDep,
         return png_response(images, body.nrow, body.scale, headers)
     if body.format == "npy":
         return npy_response(images, headers)
-    verdict = await inference.run(inference.classify, images) if inference.registry.classifier else None
+    judge = inference.registry.judge(served)
+    verdict = await inference.run(inference.classify, judge, images) if judge else None
     return json_response({"model": served.name, "seed": 0, "n": len(z), "latent_dim": served.latent_dim,
                           "requested_digit": None, "samples": samples_json(images, z, verdict, body.scale)}, headers)
 

@@ -17,10 +17,12 @@ router = APIRouter(tags=["operations"])
 public = APIRouter(tags=["operations"])  # no API key: probes must work without secrets
 
 
-def model_info(m: ServedModel) -> ModelInfo:
+def model_info(m: ServedModel, registry) -> ModelInfo:
     card = m.card
+    judge = registry.judge(m) if m.is_generative else None
     return ModelInfo(
-        name=m.name, kind=m.kind, preset=card.get("preset"), description=card.get("description"),
+        name=m.name, kind=m.kind, dataset=m.dataset.title, classes=list(m.dataset.classes),
+        classifier=judge.name if judge else None, preset=card.get("preset"), description=card.get("description"),
         latent_dim=m.latent_dim, parameters=m.parameters, device=str(m.device), weights_sha256=m.sha256,
         epochs=card.get("epochs"), recipe=card.get("recipe", {}), training=card.get("training", {}),
         final_losses=card.get("final_losses", {}), metrics=card.get("metrics", {}),
@@ -30,14 +32,14 @@ def model_info(m: ServedModel) -> ModelInfo:
 @router.get("/models", response_model=ModelsResponse, summary="Every loaded model with its card",
             responses=responses("not_ready"))
 async def list_models(registry: RegistryDep) -> ModelsResponse:
-    return ModelsResponse(device=str(registry.device), models=[model_info(m) for m in registry.models.values()])
+    return ModelsResponse(device=str(registry.device), models=[model_info(m, registry) for m in registry.models.values()])
 
 
 @router.get("/models/{name}", response_model=ModelInfo, summary="One loaded model with its card",
             responses=responses("model_not_found", "not_ready"), openapi_extra=model_kinds(ANY_MODEL, parameter="name"))
 async def get_model(name: Annotated[str, Path(description="a model name from /models", examples=["gan"])],
                     request: Request, registry: RegistryDep) -> ModelInfo:
-    return model_info(lookup_model(request, registry, name))
+    return model_info(lookup_model(request, registry, name), registry)
 
 
 async def metrics_key(request: Request) -> None:

@@ -33,7 +33,7 @@ def sample_identity(inference, settings, served, query: SampleQuery) -> tuple[tu
     if query.digit is None:
         return (served.sha256,), params
     params.update(rounds=settings.digit_max_rounds, confidence=settings.digit_min_confidence)
-    return (served.sha256, inference.registry.classifier.sha256), params
+    return (served.sha256, inference.registry.judge(served).sha256), params
 
 
 @router.get("/sample", summary="Sample digits", response_model=None, responses=SAMPLE_RESPONSES,
@@ -45,8 +45,10 @@ async def sample(request: Request, inference: InferenceDep, settings: SettingsDe
     problem = sample_problem(settings, query)
     if problem is not None:
         raise problem
-    if query.digit is not None and inference.registry.classifier is None:
-        raise ApiError("no_classifier", "digit= needs a classifier, and none is loaded")
+    judge = inference.registry.judge(served)
+    if query.digit is not None and judge is None:
+        raise ApiError("no_classifier", f"digit=/label= needs a classifier of {served.dataset.title} "
+                       f"({served.dataset.classifier}), and none is loaded")
     seed = new_seed() if query.seed is None else query.seed
     headers = {"X-Seed": str(seed), "X-Model": served.name}
     if query.seed is None:
@@ -69,7 +71,7 @@ async def sample(request: Request, inference: InferenceDep, settings: SettingsDe
         return png_response(images, query.nrow, query.scale, headers)
     if query.format == "npy":
         return npy_response(images, headers)
-    verdict = await inference.run(inference.classify, images) if inference.registry.classifier else None
+    verdict = await inference.run(inference.classify, judge, images) if judge else None
     body = {"model": served.name, "seed": seed, "n": query.n, "latent_dim": served.latent_dim,
             "requested_digit": query.digit, "samples": samples_json(images, latents, verdict, query.scale)}
     return json_response(body, headers)

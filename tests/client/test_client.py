@@ -52,6 +52,26 @@ def test_digits_sample_and_models(server):
         assert {m["name"] for m in client.models()} == {"gan", "vae", "classifier"}
 
 
+def test_verified_sets_through_the_client_and_the_cli(server, tmp_path):
+    want_images, want_labels = reference(server, 1300, 3, verified="true")
+    plain_images, _ = reference(server, 1300, 3)
+    assert not np.array_equal(want_images, plain_images)  # the random test classifier disagrees often
+    with Client(server) as client:
+        images, labels = client.dataset(1300, seed=3, batch=600, verified=True)
+    assert np.array_equal(images, want_images) and np.array_equal(labels, want_labels)
+
+    async def fetch():
+        async with AsyncClient(server) as client:
+            return await client.dataset(1300, seed=3, batch=500, verified=True)
+
+    async_images, _ = asyncio.run(fetch())
+    assert np.array_equal(async_images, want_images)
+    cli_main(["fetch", "--url", server, "--n", "1300", "--seed", "3", "--verified", "--out",
+              str(tmp_path / "v.npz"), "--quiet"])
+    with np.load(tmp_path / "v.npz") as data:
+        assert np.array_equal(data["images"], want_images)
+
+
 def test_errors_carry_the_code_and_are_not_retried(server):
     seen = []
 

@@ -97,6 +97,8 @@ def test_tar_holds_the_same_items_as_webdataset_samples(client):
     ("digits=10", 422, "invalid_parameters"), ("model=vae&digits=3", 422, "no_classes"),
     ("format=zip", 422, "invalid_parameters"), ("model=classifier", 422, "wrong_model_kind"),
     ("model=nope", 404, "model_not_found"), ("seed=-1", 422, "invalid_parameters"),
+    ("labels=3,x", 422, "invalid_parameters"), ("digits=3&labels=4", 422, "invalid_parameters"),
+    ("verified=maybe", 422, "invalid_parameters"), ("model=vae&labels=3", 422, "no_classes"),
 ])
 def test_bad_input_names_what_to_change(client, query, status, code):
     response = client.get(f"/dataset?{query}")
@@ -157,3 +159,55 @@ def test_the_same_seed_gives_the_same_bytes_after_a_restart(weights):
             import httpx
             bodies.append(httpx.get(base + url, timeout=60).content)
     assert bodies[0] == bodies[1] and len(bodies[0]) > 1500 * 784
+
+
+def test_labels_is_digits_by_another_name(client):
+    by_digits = client.get("/dataset?n=200&seed=1&digits=3,8")
+    by_labels = client.get("/dataset?n=200&seed=1&labels=8,3")
+    same = client.get("/dataset?n=200&seed=1&digits=3,8&labels=3,8")
+    assert by_digits.content == by_labels.content == same.content
+    assert by_digits.headers["etag"] == by_labels.headers["etag"]  # one cached answer, however spelled
+
+
+def test_a_verified_set_is_sliceable_and_keeps_what_the_classifier_agrees_with(client, weights):
+    from models.checkpoint import load
+    from models.sampling import classify_u8
+    plain = client.get("/dataset?n=1100&seed=6")
+    verified = client.get("/dataset?n=1100&seed=6&verified=true")
+    assert plain.headers["x-labels-verified"] == "false" and verified.headers["x-labels-verified"] == "true"
+    assert verified.headers["x-label-source"] == "generator"
+    assert verified.headers["etag"] != plain.headers["etag"]
+    assert "verified" in verified.headers["content-disposition"]
+    plain_images, labels = npz(plain)
+    images, verified_labels = npz(verified)
+    assert np.array_equal(labels, verified_labels)
+    classifier = load(weights / "classifier.safetensors").module
+    said, _ = classify_u8(classifier, torch.from_numpy(plain_images).unsqueeze(1), device="cpu")
+    agreed = said.numpy() == labels
+    assert np.array_equal(images[agreed], plain_images[agreed])  # agreeing items are the plain ones
+    # the rest were drawn again (this random classifier calls nearly everything one class, so the
+    # redraws rarely agree either: tests/models/test_verified_dataset.py shows them converge)
+    assert not agreed.all() and (images[~agreed] != plain_images[~agreed]).any(axis=(1, 2)).all()
+    part, part_labels = npz(client.get("/dataset?n=90&offset=1010&seed=6&verified=true"))
+    assert np.array_equal(part, images[1010:1100]) and np.array_equal(part_labels, labels[1010:1100])
+
+
+def test_verified_on_a_model_without_classes_is_its_plain_set(client):
+    plain = client.get("/dataset?model=vae&n=40&seed=2")
+    verified = client.get("/dataset?model=vae&n=40&seed=2&verified=true")
+    assert plain.content == verified.content and plain.headers["etag"] == verified.headers["etag"]
+    assert verified.headers["x-labels-verified"] == "true"  # labelled by the classifier: confirmed by it
+
+
+def test_a_verified_set_needs_a_classifier(tmp_path, weights):
+    import shutil
+    folder = tmp_path / "no-classifier"
+    folder.mkdir()
+    for suffix in (".safetensors", ".json"):
+        if (weights / f"gan{suffix}").exists():
+            shutil.copy(weights / f"gan{suffix}", folder / f"gan{suffix}")
+    with make_client(folder) as c:
+        assert c.get("/dataset?n=10&seed=1").status_code == 200
+        response = c.get("/dataset?n=10&seed=1&verified=true")
+    assert response.status_code == 422 and response.json()["code"] == "no_classifier"
+    assert "verified=true needs a classifier of MNIST (classifier)" in response.json()["detail"]

@@ -29,7 +29,8 @@ def corrupt(path):
 def test_loads_all(weights):
     registry = load_registry(weights, "cpu")
     assert set(registry.models) == {"vae", "gan", "classifier"}
-    assert registry.classifier.name == "classifier"
+    assert registry.judge(registry.models["gan"]).name == "classifier"
+    assert registry.models["gan"].dataset.title == "MNIST"  # a card without a dataset is MNIST
 
 
 def test_faults(weights, tmp_path):

@@ -121,19 +121,23 @@ def test_cli_passes_its_flags_to_the_library_functions(monkeypatch, tmp_path):
     assert cli.main(["evaluate", "--models", "gan", "--n", "50", "--no-card-update", "--digit-check", "0",
                      "--device", "cpu", "--out", str(tmp_path / "m.json")]) == 0
     assert calls["evaluate"] == dict(weights_dir=BUNDLED_WEIGHTS, out=tmp_path / "m.json", n=50, seed=0, device="cpu",
-                                     data_dir=Path("data/mnist"), models=["gan"], nll_k=5000, nll_images=None,
+                                     data_dir=None, dataset="mnist", models=["gan"], nll_k=5000, nll_images=None,
                                      update_cards=False, digit_check_per_digit=0)
     assert calls.pop("utility") == dict(weights_dir=BUNDLED_WEIGHTS, out=tmp_path / "m.json", seed=0, device="cpu",
-                                        data_dir=Path("data/mnist"), n=60000, models=["gan"], update_cards=False,
-                                        keep="all")
+                                        data_dir=None, dataset="mnist", n=60000, models=["gan"], update_cards=False,
+                                        verified=False)
     calls.clear()
-    assert cli.main(["evaluate", "--utility-only", "--utility-n", "600", "--utility-keep", "agreeing"]) == 0
-    assert "evaluate" not in calls and calls.pop("utility")["keep"] == "agreeing"
+    assert cli.main(["evaluate", "--utility-only", "--utility-n", "600", "--utility-verified"]) == 0
+    assert "evaluate" not in calls and calls.pop("utility")["verified"] is True
+    assert cli.main(["evaluate", "--dataset", "fashion", "--utility-n", "0", "--data-dir", str(tmp_path)]) == 0
+    fashion = calls.pop("evaluate")
+    assert (fashion["dataset"], fashion["out"], fashion["data_dir"]) == (
+        "fashion", Path("reports/metrics-fashion.json"), tmp_path)
     assert cli.main(["evaluate", "--utility-n", "0", "--digit-check", "0"]) == 0
     assert "utility" not in calls and "evaluate" in calls
     assert cli.main(["evaluate", "--snapshots", str(tmp_path), "--n", "5000"]) == 0
     assert calls["epochs"] == (tmp_path, dict(weights_dir=BUNDLED_WEIGHTS, out=Path("reports/metrics.json"), n=5000,
-                                              seed=0, device="auto", data_dir=Path("data/mnist")))
+                                              seed=0, device="auto", data_dir=None, dataset="mnist"))
     assert cli.main(["experiment", "pilot", "--overrides", '{"gan_loss": "bce"}', "--name", "bce"]) == 0
     assert calls["experiment"] == ("pilot", dict(
         weights_dir=BUNDLED_WEIGHTS, weights=BUNDLED_WEIGHTS / "gan.safetensors", name="bce",

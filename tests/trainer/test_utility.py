@@ -26,7 +26,7 @@ def test_the_synthetic_set_is_what_the_service_serves(tmp_path, monkeypatch):
     weights = _weights(tmp_path)
     seen = {}
 
-    def fake_train(images, labels, data, *, seed, device, progress=False):
+    def fake_train(images, labels, data, *, seed, device, progress=False, recipe="classifier"):
         seen[len(seen)] = (images.clone(), labels.clone())
         return 0.5 + 0.1 * len(seen)
 
@@ -86,17 +86,28 @@ def test_the_report_shows_the_utility_table_and_the_gan_target():
     assert "No utility scores yet" in _utility_table({})
 
 
-def test_agreeing_items_keep_only_what_the_classifier_confirms(tmp_path):
+def test_the_verified_score_trains_on_the_verified_sequence(tmp_path, monkeypatch):
+    """verified=True trains on dataset.make(..., verified=True) (what /dataset?verified=true serves),
+    skips models without classes, and writes utility_cas_verified without touching utility_cas."""
+    weights = _weights(tmp_path)
+    seen = []
+
+    def fake_train(images, labels, data, *, seed, device, progress=False, recipe="classifier"):
+        seen.append((images.clone(), labels.clone()))
+        return 0.9
+
+    monkeypatch.setattr(utility, "test_accuracy_when_trained_on", fake_train)
+    out = tmp_path / "metrics.json"
+    result = utility.run_utility(weights_dir=weights, out=out, n=300, seed=2, device="cpu", progress=False,
+                                 data=synthetic_mnist(n_train=300, n_test=50), verified=True)
     from models.checkpoint import load
-
-    class SaysThree(torch.nn.Module):
-        def forward(self, x):
-            logits = torch.zeros(len(x), 10)
-            logits[:, 3] = 1
-            return logits
-
-    module = load(_weights(tmp_path) / "gan.safetensors").module
-    images, labels = utility.agreeing_items(module, SaysThree(), 50, seed=1, device="cpu")
-    assert labels.tolist() == [3] * 50
-    all_images, all_labels = dataset.make(module, 500, 1)
-    assert torch.equal(images, all_images[all_labels == 3][:50])  # the first 50 threes of the sequence
+    module = load(weights / "gan.safetensors").module
+    classifier = load(weights / "classifier.safetensors").module
+    want_images, want_labels = dataset.make(module, 300, 2, classifier=classifier, verified=True)
+    assert list(result["models"]) == ["gan"] and len(seen) == 2  # real, then gan only
+    assert torch.equal(seen[1][0], want_images.reshape(300, 28, 28)) and torch.equal(seen[1][1], want_labels)
+    plain_images, _ = dataset.make(module, 300, 2)
+    assert not torch.equal(want_images, plain_images)  # random weights: many items were redrawn
+    assert "utility_verified" in json.loads(out.read_text())
+    metrics = json.loads((weights / "gan.json").read_text())["metrics"]
+    assert metrics["utility_cas_verified"] == 0.9 and "utility_cas" not in metrics

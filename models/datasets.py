@@ -1,0 +1,47 @@
+"""The image datasets models are trained on, by the names the trainer, the model cards and the
+service share: what each is called, its ten class names, and which bundled classifier judges it.
+
+A model card names its dataset under data.dataset by `title` ("MNIST", "Fashion-MNIST"); a card
+without one is MNIST (every card written before Fashion-MNIST existed). Both datasets are 28x28
+greyscale with ten classes, so every model family works on either.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    key: str  # the trainer's --dataset value
+    title: str  # the name in model cards and /models
+    classes: tuple[str, ...]  # class index -> name
+    classifier: str  # the bundled classifier that judges this dataset's samples (labels, digit=/label=, metrics)
+    prefix: str  # of its bundled models' names: prefix + "gan" is its class-conditional DCGAN
+
+    def model_name(self, recipe: str) -> str:
+        """The bundled name of a recipe's model trained on this dataset: gan -> fashion-gan."""
+        return self.prefix + recipe
+
+
+MNIST = DatasetInfo(key="mnist", title="MNIST", classes=tuple(str(d) for d in range(10)), classifier="classifier", prefix="")
+FASHION = DatasetInfo(
+    key="fashion", title="Fashion-MNIST",
+    classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    classifier="fashion-classifier", prefix="fashion-",
+)
+DATASETS: dict[str, DatasetInfo] = {d.key: d for d in (MNIST, FASHION)}
+
+
+def dataset_named(key: str) -> DatasetInfo:
+    if key not in DATASETS:
+        raise KeyError(f"unknown dataset {key!r}; choose from {', '.join(DATASETS)}")
+    return DATASETS[key]
+
+
+def dataset_of_card(card: dict | None) -> DatasetInfo:
+    """The dataset a model card says its model was trained on (MNIST when the card does not say)."""
+    title = ((card or {}).get("data") or {}).get("dataset", MNIST.title)
+    for info in DATASETS.values():
+        if info.title == title or info.key == title:
+            return info
+    return MNIST  # a synthetic dry run or an unknown title: judged as digits

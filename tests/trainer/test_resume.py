@@ -1,0 +1,83 @@
+"""`train --resume`: a run stopped after an epoch and resumed ends bit for bit where the same run
+without the stop ends; a state made by another recipe is refused."""
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from trainer import resume as resume_module
+from trainer.cli import main
+from trainer.data import synthetic_mnist
+from trainer.presets import get_preset
+from trainer.resume import STATE_FILE, ResumeError
+from trainer.run import train_preset
+
+# a class-conditional GAN with EMA, a cosine-scheduled binarised VAE, a shifted classifier: every
+# kind of state the loops keep (two optimisers, EMA buffers, schedulers, the batch/noise generator)
+PRESETS = ["gan", "vae", "classifier"]
+
+
+class Stop(Exception):
+    pass
+
+
+def stop_after(monkeypatch, epochs: int):
+    """Make RunState.save raise once `epochs` epochs are saved: the run dies as if killed."""
+    save = resume_module.RunState.save
+
+    def save_then_stop(self, epoch, history):
+        save(self, epoch, history)
+        if epoch == epochs:
+            raise Stop
+    monkeypatch.setattr(resume_module.RunState, "save", save_then_stop)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_a_resumed_run_ends_where_the_uninterrupted_one_does(tmp_path, monkeypatch, name):
+    preset = get_preset(name, epochs=3, batch_size=32)
+    data = synthetic_mnist(n_train=96, n_test=40)
+    straight = train_preset(preset, data, torch.device("cpu"), tmp_path / "straight", max_steps=3, progress=False)
+
+    with monkeypatch.context() as patch:
+        stop_after(patch, 1)
+        with pytest.raises(Stop):
+            train_preset(preset, data, torch.device("cpu"), tmp_path / "stopped", max_steps=3, progress=False)
+    assert (tmp_path / "stopped" / STATE_FILE).is_file()
+    resumed = train_preset(preset, data, torch.device("cpu"), tmp_path / "stopped", max_steps=3, progress=False,
+                           resume=True)
+
+    assert resumed["weights_sha256"] == straight["weights_sha256"]
+    assert resumed["final_losses"] == straight["final_losses"]
+    a = load_file(tmp_path / "straight" / f"{name}.safetensors")
+    b = load_file(tmp_path / "stopped" / f"{name}.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # the card says the run came in two segments, and counts both
+    segments = resumed["training"]["segments"]
+    assert [(s["from_epoch"], s["to_epoch"]) for s in segments] == [(1, 1), (2, 3)]
+    assert resumed["training"]["seconds"] >= sum(s["seconds"] for s in segments) - 0.2
+    history = json.loads((tmp_path / "stopped" / "history.json").read_text())
+    straight_history = json.loads((tmp_path / "straight" / "history.json").read_text())
+    assert history == straight_history
+
+
+def test_resume_refuses_a_state_from_another_recipe(tmp_path):
+    data = synthetic_mnist(n_train=64, n_test=20)
+    train_preset(get_preset("vae-seed", epochs=1, batch_size=32), data, torch.device("cpu"), tmp_path,
+                 max_steps=2, progress=False)
+    with pytest.raises(ResumeError, match="differs in: epochs"):
+        train_preset(get_preset("vae-seed", epochs=2, batch_size=32), data, torch.device("cpu"), tmp_path,
+                     max_steps=2, progress=False, resume=True)
+
+
+def test_resume_without_a_saved_state_says_so(tmp_path, capsys):
+    code = main(["train", "--preset", "vae-seed", "--dry-run", "--no-progress", "--resume", "--out", str(tmp_path)])
+    assert code == 2
+    assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_the_state_file_loads_without_pickled_code(tmp_path):
+    train_preset(get_preset("gan-seed", epochs=1, batch_size=32), synthetic_mnist(n_train=64, n_test=20),
+                 torch.device("cpu"), tmp_path, max_steps=2, progress=False)
+    state = torch.load(tmp_path / STATE_FILE, weights_only=True)  # raises on anything but plain data
+    assert state["epoch"] == 1 and set(state["modules"]) == {"generator", "discriminator"}

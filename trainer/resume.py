@@ -1,0 +1,93 @@
+"""Resumable training runs: after every epoch the whole state of a run is written to its folder, so
+`python -m trainer train --resume` continues a stopped run from its last finished epoch with the
+same numbers as if it had never stopped.
+
+The state is the modules' and optimisers' state dicts, the schedulers', every random generator the
+loop draws from (its seeded batch/noise generator and torch's global one), the history so far and
+the seconds already spent. It is one `resume.pt` per run folder, written with torch.save to a
+temporary file and renamed (a kill mid-write leaves the previous epoch's state), and read with
+`torch.load(weights_only=True)`: tensors, numbers, strings and containers only, no pickled code.
+A run resumes only with the recipe it was started with (changing e.g. the epochs would change a
+cosine schedule), which the state records.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from trainer.presets import Preset
+
+STATE_FILE = "resume.pt"
+
+
+class ResumeError(RuntimeError):
+    """The run folder's state cannot be resumed (missing, or made by another recipe)."""
+
+
+class RunState:
+    """What one training loop must save to continue later: pass every stateful object by a name."""
+
+    def __init__(self, run_dir: Path, preset: Preset, *, modules: dict[str, nn.Module],
+                 optimizers: dict[str, torch.optim.Optimizer], schedulers: dict | None = None,
+                 generators: dict[str, torch.Generator]):
+        self.path = Path(run_dir) / STATE_FILE
+        self.recipe = preset.to_dict()
+        self.modules, self.optimizers = modules, optimizers
+        self.schedulers = {k: v for k, v in (schedulers or {}).items() if v is not None}
+        self.generators = generators
+        self.started = time.perf_counter()
+        self.seconds_before = 0.0
+        self.first_epoch = 1
+
+    def resume(self, history: dict) -> tuple[int, dict]:
+        """Load the saved state into the objects; returns (the first epoch still to run, the history)."""
+        if not self.path.is_file():
+            raise ResumeError(f"{self.path} does not exist: nothing to resume (train without --resume to start)")
+        state = torch.load(self.path, map_location="cpu", weights_only=True)
+        if state["recipe"] != self.recipe:
+            changed = sorted(k for k in self.recipe if state["recipe"].get(k) != self.recipe[k])
+            raise ResumeError(f"{self.path} was written by another recipe (differs in: {', '.join(changed)}); "
+                              "resume with the same options, or start a new run folder")
+        for name, module in self.modules.items():
+            module.load_state_dict(state["modules"][name])
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        for name, scheduler in self.schedulers.items():
+            scheduler.load_state_dict(state["schedulers"][name])
+        for name, generator in self.generators.items():
+            generator.set_state(state["generators"][name])
+        torch.set_rng_state(state["torch_rng"])
+        self.seconds_before = state["seconds"]
+        self.first_epoch = state["epoch"] + 1
+        return self.first_epoch, state["history"]
+
+    def save(self, epoch: int, history: dict) -> None:
+        """The state after `epoch` finished (history must be plain numbers, lists and dicts)."""
+        segments = list(history.get("segments", []))
+        segment = {"from_epoch": self.first_epoch, "to_epoch": epoch,
+                   "seconds": round(time.perf_counter() - self.started, 1)}
+        if segments and segments[-1]["from_epoch"] == self.first_epoch:
+            segments[-1] = segment
+        else:
+            segments.append(segment)
+        history["segments"] = segments
+        state = {
+            "recipe": self.recipe, "epoch": epoch, "history": history, "seconds": self.seconds(),
+            "modules": {k: m.state_dict() for k, m in self.modules.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "generators": {k: g.get_state() for k, g in self.generators.items()},
+            "torch_rng": torch.get_rng_state(),
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_suffix(".pt.part")
+        torch.save(state, partial)
+        os.replace(partial, self.path)
+
+    def seconds(self) -> float:
+        """Training seconds of the whole run: earlier segments plus this one so far."""
+        return self.seconds_before + time.perf_counter() - self.started
