@@ -11,7 +11,7 @@ WEIGHTS := models/weights
 HOST    ?= 127.0.0.1
 PORT    ?= 8000
 
-.PHONY: venv serve test train data evaluate report bench clean
+.PHONY: venv serve test train data evaluate train-fashion data-fashion evaluate-fashion report bench clean
 
 $(SERVE_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,21 @@ train: data
 
 evaluate: $(DEV_STAMP)
 	$(PY) -m trainer evaluate
+
+# Fashion-MNIST: the files come from the Debian package dataset-fashion-mnist (fetch-data installs it
+# with apt-get when run as root); the same recipes, named fashion-<recipe>
+data-fashion: $(DEV_STAMP)
+	$(PY) -m trainer fetch-data --dataset fashion
+
+train-fashion: data-fashion
+	$(PY) -m trainer train --preset fashion-classifier --weights-dir $(WEIGHTS)
+	$(PY) -m trainer train --preset fashion-vae-seed --weights-dir $(WEIGHTS)
+	$(PY) -m trainer train --preset fashion-gan-seed --weights-dir $(WEIGHTS)
+	$(PY) -m trainer train --preset fashion-vae --weights-dir $(WEIGHTS)
+	$(PY) -m trainer train --preset fashion-gan --weights-dir $(WEIGHTS)
+
+evaluate-fashion: $(DEV_STAMP)
+	$(PY) -m trainer evaluate --dataset fashion
 
 report: $(DEV_STAMP)
 	$(PY) -m trainer report

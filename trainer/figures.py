@@ -81,7 +81,9 @@ def gan_loss_curves(history: dict, path: Path, title: str) -> None:
     _save(fig, path)
 
 
-def tsne_scatter(latents: torch.Tensor, labels: torch.Tensor, path: Path, title: str, seed: int = 0) -> None:
+def tsne_scatter(latents: torch.Tensor, labels: torch.Tensor, path: Path, title: str, seed: int = 0,
+                 class_names: tuple[str, ...] | None = None) -> None:
+    """class_names: the colour bar's labels (default: the digits 0-9)."""
     from sklearn.manifold import TSNE
 
     points = latents.detach().float().cpu().numpy()
@@ -89,7 +91,9 @@ def tsne_scatter(latents: torch.Tensor, labels: torch.Tensor, path: Path, title:
     embedded = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(points)
     fig, ax = plt.subplots(figsize=(6.5, 6))
     scatter = ax.scatter(embedded[:, 0], embedded[:, 1], c=labels.cpu().numpy(), cmap="tab10", s=3, vmin=-0.5, vmax=9.5)
-    fig.colorbar(scatter, ax=ax, ticks=range(10), label="digit")
+    bar = fig.colorbar(scatter, ax=ax, ticks=range(10), label="digit" if class_names is None else "class")
+    if class_names is not None:
+        bar.ax.set_yticklabels(class_names)
     ax.set_title(title, fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])

@@ -9,6 +9,7 @@ from pathlib import Path
 from models.checkpoint import family_of
 
 PRESET_ORDER = ["vae-seed", "gan-seed", "vae", "gan"]
+FASHION_ORDER = [f"fashion-{name}" for name in PRESET_ORDER]
 FIGURES = {
     "vae": ["loss_curves.png", "reconstructions_epoch*.png", "tsne.png", "interpolation.png"],
     "gan": ["loss_curves.png", "samples_epoch*.png", "digits.png", "interpolation.png"],
@@ -17,6 +18,9 @@ FIGURES = {
 GAN_FID_FACTOR, GAN_MIN_IS, GAN_HIST_RANGE = 4.0, 9.3, (0.07, 0.13)
 VAE_FID_FACTOR, VAE_MAX_NLL = 0.5, 90.0
 GAN_MIN_CAS = 0.98  # a classifier trained on 60,000 gan digits, tested on real ones
+# Fashion-MNIST targets: fashion-gan's FID within this factor of the fashion floor, its class shares in
+# range, and its class agreement (the fashion classifier sees the class asked for) at least this
+FASHION_FID_FACTOR, FASHION_HIST_RANGE, FASHION_MIN_AGREEMENT = 10.0, (0.085, 0.115), 0.85
 
 
 def _figures(runs: Path, out: Path, preset: str, family: str) -> list[str]:
@@ -65,19 +69,42 @@ def _vae_table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def _utility_table(metrics: dict) -> str:
+def _utility_table(metrics: dict, seeds: dict | None = None) -> str:
+    """The CAS table (plain and verified sets), and the seed spread from a second seed's file."""
     utility = metrics.get("utility")
     if not utility:
         return "_No utility scores yet: run `python -m trainer evaluate --utility-only`._"
     real = utility["real"]["test_accuracy"]
+    title = utility.get("dataset", "MNIST")
     lines = [utility["protocol"], "",
              f"n = {utility['n']:,} training images, seed {utility['seed']}, on {utility['device']}.", "",
              "| trained on | labels | real test accuracy | vs real data |", "|---|---|---|---|",
-             f"| *{utility['n']:,} real MNIST digits* | the dataset's | {100 * real:.2f} % | — |"]
+             f"| *{utility['n']:,} real {title} images* | the dataset's | {100 * real:.2f} % | — |"]
     for name, row in utility["models"].items():
         source = "the class asked for" if row["label_source"] == "generator" else "the bundled classifier"
-        lines.append(f"| {utility['n']:,} digits of {name} (`/dataset?model={name}`) | {source} | "
+        lines.append(f"| {utility['n']:,} images of {name} (`/dataset?model={name}`) | {source} | "
                      f"{100 * row['test_accuracy']:.2f} % | {100 * (row['test_accuracy'] - real):+.2f} points |")
+    for name, row in metrics.get("utility_verified", {}).get("models", {}).items():
+        lines.append(f"| {utility['n']:,} images of {name} (`/dataset?model={name}&verified=true`) | the class asked "
+                     f"for, confirmed by the classifier | {100 * row['test_accuracy']:.2f} % | "
+                     f"{100 * (row['test_accuracy'] - real):+.2f} points |")
+    if seeds:
+        lines += ["", _seed_spread(metrics, seeds)]
+    return "\n".join(lines)
+
+
+def _seed_spread(metrics: dict, seeds: dict) -> str:
+    """The same rows at two seeds (the synthetic set's and the classifier's): how far one seed decides."""
+    first, second = metrics.get("utility", {}), seeds.get("utility", {})
+    rows = [("real images", first.get("real"), second.get("real"))]
+    for key, label in (("utility", "plain"), ("utility_verified", "verified")):
+        for name in sorted(set(metrics.get(key, {}).get("models", {})) & set(seeds.get(key, {}).get("models", {}))):
+            rows.append((f"{name}, {label}", metrics[key]["models"][name], seeds[key]["models"][name]))
+    lines = [f"| trained on | seed {first.get('seed', 0)} | seed {second.get('seed', '?')} | mean |", "|---|---|---|---|"]
+    for label, a, b in rows:
+        if a and b:
+            x, y = a["test_accuracy"], b["test_accuracy"]
+            lines.append(f"| {label} | {100 * x:.2f} % | {100 * y:.2f} % | {50 * (x + y):.2f} % |")
     return "\n".join(lines)
 
 
@@ -101,15 +128,116 @@ def _targets(metrics: dict) -> list[tuple[str, str, bool | None]]:
     if vae and "test_nll_binarised" in vae:
         rows.append((f"vae binarised test NLL ≤ {VAE_MAX_NLL:g} nats", _fmt(vae["test_nll_binarised"]),
                      vae["test_nll_binarised"] <= VAE_MAX_NLL))
-    gan_utility = metrics.get("utility", {}).get("models", {}).get("gan")
-    if gan_utility:
-        rows.append((f"gan utility (CAS) ≥ {100 * GAN_MIN_CAS:.1f} %", f"{100 * gan_utility['test_accuracy']:.2f} %",
-                     gan_utility["test_accuracy"] >= GAN_MIN_CAS))
+    for key, spelled in (("utility", ""), ("utility_verified", "&verified=true")):
+        gan_utility = metrics.get(key, {}).get("models", {}).get("gan")
+        if gan_utility:
+            rows.append((f"gan utility (CAS, `/dataset?model=gan{spelled}`) ≥ {100 * GAN_MIN_CAS:.1f} %",
+                         f"{100 * gan_utility['test_accuracy']:.2f} %", gan_utility["test_accuracy"] >= GAN_MIN_CAS))
     if "digit_check" in metrics:
         check = metrics["digit_check"]
         rows.append(("gan digit= gives the digit ≥ 95 %", f"{100 * check['accuracy']:.1f} %",
                      check["accuracy"] >= 0.95))
     return rows
+
+
+def _floor(metrics: dict) -> float | None:
+    return next((v["fid"] for k, v in metrics.get("references", {}).items() if k.startswith("real")), None)
+
+
+def _side_by_side(mnist: dict, fashion: dict) -> str:
+    """Each recipe on MNIST and on Fashion-MNIST, every figure in its own dataset's classifier's terms."""
+    def cells(metrics: dict, name: str) -> list[str]:
+        m = metrics.get("models", {}).get(name)
+        floor = _floor(metrics)
+        cas = metrics.get("utility", {}).get("models", {}).get(name, {}).get("test_accuracy")
+        if not m:
+            return ["—"] * 6
+        shares = m["class_histogram"]
+        return [f"{m['fid']:.1f} ({m['fid'] / floor:.1f}×)" if floor else _fmt(m["fid"], 1),
+                _fmt(m["inception_score"]),
+                f"{100 * min(shares):.1f}–{100 * max(shares):.1f} %",
+                f"{100 * m['class_agreement']:.1f} %" if "class_agreement" in m else "—",
+                _fmt(m.get("test_nll_binarised")),
+                f"{100 * cas:.2f} %" if cas is not None else "—"]
+
+    header = ["FID (× floor) ↓", "IS ↑", "class shares", "class agreement", "NLL (nats) ↓", "utility (CAS)"]
+    lines = ["| recipe | " + " | ".join(f"{h}: MNIST / Fashion" for h in header) + " |",
+             "|---|" + "---|" * len(header)]
+    floors = [_floor(mnist), _floor(fashion)]
+    lines.append("| *real train vs test (floor)* | " + (f"{_fmt(floors[0], 1)} / {_fmt(floors[1], 1)}" if all(floors)
+                                                         else "—") + " |" + " |" * (len(header) - 1))
+    for recipe in PRESET_ORDER:
+        a, b = cells(mnist, recipe), cells(fashion, f"fashion-{recipe}")
+        lines.append(f"| {recipe} | " + " | ".join(f"{x} / {y}" for x, y in zip(a, b)) + " |")
+    return "\n".join(lines)
+
+
+def _fashion_targets(fashion: dict) -> list[tuple[str, str, bool]]:
+    gan = fashion.get("models", {}).get("fashion-gan")
+    floor = _floor(fashion)
+    if not gan:
+        return []
+    rows = []
+    if floor:
+        rows.append((f"fashion-gan FID ≤ {FASHION_FID_FACTOR:g} × the fashion floor ({FASHION_FID_FACTOR * floor:.1f})",
+                     _fmt(gan["fid"]), gan["fid"] <= FASHION_FID_FACTOR * floor))
+    lo, hi = FASHION_HIST_RANGE
+    shares = gan["class_histogram"]
+    rows.append((f"fashion-gan every class {100 * lo:.1f}–{100 * hi:.1f} %",
+                 f"{100 * min(shares):.1f}–{100 * max(shares):.1f} %", lo <= min(shares) and max(shares) <= hi))
+    if "class_agreement" in gan:
+        rows.append((f"fashion-gan label= agreement (fashion classifier) ≥ {100 * FASHION_MIN_AGREEMENT:.0f} %",
+                     f"{100 * gan['class_agreement']:.1f} %", gan["class_agreement"] >= FASHION_MIN_AGREEMENT))
+    return rows
+
+
+def _harder_data(mnist: dict, fashion: dict, cards: dict, runs: Path, out: Path) -> list[str]:
+    if not fashion:
+        return ["_No Fashion-MNIST metrics yet: train the fashion-* presets, then run "
+                "`python -m trainer evaluate --dataset fashion`._", ""]
+    accuracy = fashion.get("classifier_test_accuracy")
+    judge = (f"`fashion-classifier` (the digit classifier's CNN and recipe, trained 10 epochs: "
+             f"{100 * accuracy:.2f} % on the Fashion-MNIST test set)" if accuracy else "`fashion-classifier`")
+    parts = [
+        "Every recipe above, unchanged, trained on Fashion-MNIST (Xiao et al. 2017: 28×28 grey images of ten kinds "
+        f"of clothing) and measured the same way, in the features of {judge} instead of the digit classifier's. "
+        "FID values of two datasets are on different scales, so each is also given as a multiple of its own "
+        "dataset's floor (the real training images against the test images).",
+        "",
+        fashion.get("protocol", ""),
+        "",
+        _side_by_side(mnist, fashion),
+        "",
+        "Fashion-MNIST in detail:",
+        "",
+        _metrics_table(fashion),
+        "",
+        _vae_table(fashion),
+        "",
+        _utility_table(fashion),
+        "",
+        "| target | measured | met |",
+        "|---|---|---|",
+        *[f"| {t} | {v} | {'yes' if ok else 'NO'} |" for t, v, ok in _fashion_targets(fashion)],
+        "",
+    ]
+    if "digit_check" in fashion:
+        check = fashion["digit_check"]
+        parts += [f"`label=` on {check['model']}, checked by a judge that shares nothing with the fashion classifier "
+                  f"({check['judge']}; {100 * check['judge_accuracy_on_test']:.1f} % on real test images): "
+                  f"{100 * check['accuracy']:.1f} % of {check['samples']} samples are the class asked for.", ""]
+    for preset in FASHION_ORDER:
+        card = cards.get(preset)
+        if not card:
+            continue
+        figures = _figures(runs, out, preset, _family(card))
+        parts += [f"### {preset}", "", card.get("description", ""), ""]
+        parts += [f"![{Path(f).stem}]({f})" for f in figures] or ["_No figures: train this preset to make them._"]
+        parts.append("")
+    discussion = Path(__file__).with_name("discussion-fashion.md")
+    if discussion.exists():
+        parts += ["### What changes on harder data, and why", "", discussion.read_text().strip(), ""]
+    return parts
 
 
 def _family(card: dict) -> str:
@@ -121,7 +249,7 @@ def _family(card: dict) -> str:
 
 def _architectures(cards: dict[str, dict]) -> str:
     lines = ["| preset | family | what | epochs | batch | Adam lr (β) | trained in |", "|---|---|---|---|---|---|---|"]
-    for name in PRESET_ORDER + ["classifier"]:
+    for name in PRESET_ORDER + ["classifier"] + FASHION_ORDER + ["fashion-classifier"]:
         card = cards.get(name)
         if not card:
             continue
@@ -150,15 +278,25 @@ def _epochs_table(path: Path) -> str:
     return "\n".join(lines)
 
 
+def _read(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def write_report(metrics_path: Path, runs: Path, weights_dir: Path, out: Path) -> Path:
+    """REPORT.md from the MNIST metrics at metrics_path and, beside it, metrics-fashion.json (Fashion-MNIST)
+    and utility-seed1.json (the utility score at a second seed), where they exist."""
     out.mkdir(parents=True, exist_ok=True)
-    metrics = json.loads(Path(metrics_path).read_text()) if Path(metrics_path).exists() else {}
+    metrics_path = Path(metrics_path)
+    metrics = _read(metrics_path)
+    fashion = _read(metrics_path.with_name("metrics-fashion.json"))
+    seeds = _read(metrics_path.with_name("utility-seed1.json"))
     cards = {p.stem: json.loads(p.read_text()) for p in Path(weights_dir).glob("*.json")}
     parts = [
         "# digitgen: the course report's experiments, redone and completed",
         "",
         "Generated by `python -m trainer report` from the bundled model cards, the training runs in `runs/` "
-        "and `reports/metrics.json` (written by `python -m trainer evaluate`). Numbers are re-created by "
+        "and `reports/metrics.json` and `reports/metrics-fashion.json` (written by `python -m trainer evaluate` "
+        "and `python -m trainer evaluate --dataset fashion`). Numbers are re-created by "
         "`make train && make evaluate && make report`.",
         "",
         "## Recipes",
@@ -179,7 +317,7 @@ def write_report(metrics_path: Path, runs: Path, weights_dir: Path, out: Path) -
         "",
         "## Utility: a classifier trained on synthetic digits only",
         "",
-        _utility_table(metrics),
+        _utility_table(metrics, seeds),
         "",
         "## Targets for the served defaults",
         "",
@@ -203,6 +341,7 @@ def write_report(metrics_path: Path, runs: Path, weights_dir: Path, out: Path) -
     discussion = Path(__file__).with_name("discussion.md")
     if discussion.exists():
         parts += ["## Discussion", "", discussion.read_text().strip(), ""]
+    parts += ["## Harder data: Fashion-MNIST", "", *_harder_data(metrics, fashion, cards, runs, out)]
     path = out / "REPORT.md"
     path.write_text("\n".join(parts))
     return path

@@ -11,6 +11,7 @@ import torch
 
 from models.checkpoint import save
 from models.classifier import DigitClassifier
+from models.datasets import dataset_named
 from models.gan import Discriminator, Generator
 from models.latent import interpolate
 from models.vae import VAE
@@ -29,8 +30,10 @@ def _vae_figures(model: VAE, data: MNIST, preset: Preset, run_dir: Path) -> None
     with torch.no_grad():
         n = min(TSNE_POINTS, len(data.test_images))
         mu, _ = model.encode(to_unit(data.test_images[:n]))
+        info = dataset_named(preset.dataset)
         figures.tsne_scatter(mu, data.test_labels[:n], run_dir / "tsne.png",
-                             title=f"{preset.name}: t-SNE of test-set latent means ({n} images)", seed=preset.seed)
+                             title=f"{preset.name}: t-SNE of test-set latent means ({n} images)", seed=preset.seed,
+                             class_names=None if info.key == "mnist" else info.classes)
         pairs_mu, _ = model.encode(to_unit(data.test_images[:10]))
         rows = torch.stack([model.decode(interpolate(pairs_mu[2 * i], pairs_mu[2 * i + 1], 10, "lerp"))
                             for i in range(5)])
@@ -49,7 +52,8 @@ def _gan_figures(generator: Generator, preset: Preset, device: torch.device, run
         classes = torch.arange(generator.num_classes).repeat_interleave(10)
         with torch.no_grad():
             samples = generator.generate(generator.latents_for_classes(classes, seeded_generator(preset.seed + 3, device)))
-        figures.sample_grid(samples, run_dir / "digits.png", title=f"{preset.name}: one row per digit", nrow=10)
+        what = "digit" if preset.dataset == "mnist" else "class"
+        figures.sample_grid(samples, run_dir / "digits.png", title=f"{preset.name}: one row per {what}", nrow=10)
 
 
 def train_preset(preset: Preset, data: MNIST, device: torch.device, out_dir: Path,

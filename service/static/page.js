@@ -196,19 +196,28 @@
   // ---- sample -------------------------------------------------------------------------------
 
   function updateDigitControl() {
+    // the classes are the chosen model's dataset's (digits for MNIST, clothing for Fashion-MNIST), and
+    // each model is judged by its own dataset's classifier (null in /models when that one is not loaded)
     const select = $("sample-digit");
     const chosen = model($("sample-model").value);
+    const classes = (chosen && chosen.classes) || ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+    const digits = classes.every((name, i) => name === String(i));
+    $("sample-digit-label").textContent = digits ? "Digit" : "Class";
+    for (const option of select.options) {
+      if (option.value !== "") option.textContent = digits ? option.value : `${option.value} · ${classes[Number(option.value)]}`;
+    }
+    const what = digits ? "a digit" : "a class";
     const note = $("digit-note");
-    if (!state.classifier) {
+    if (!chosen || !chosen.classifier) {
       select.value = "";
       select.disabled = true;
-      note.textContent = "Choosing a digit needs the classifier, which is not loaded.";
+      note.textContent = `Choosing ${what} needs ${chosen ? `the ${chosen.dataset} classifier` : "a classifier"}, which is not loaded.`;
     } else if (isConditional(chosen)) {
       select.disabled = false;
-      note.textContent = `${chosen.name} is class-conditional: the digit picks its class, and the classifier checks each sample.`;
+      note.textContent = `${chosen.name} is class-conditional: the ${digits ? "digit" : "class"} picks its class, and ${chosen.classifier} checks each sample.`;
     } else {
       select.disabled = false;
-      note.textContent = "This model has no classes: a digit is found by keeping the samples the classifier is sure of (rare digits may take long or fail).";
+      note.textContent = `This model has no classes: ${what} is found by keeping the samples ${chosen.classifier} is sure of (rare ones may take long or fail).`;
     }
   }
 
