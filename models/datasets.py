@@ -39,9 +39,12 @@ def dataset_named(key: str) -> DatasetInfo:
 
 
 def dataset_of_card(card: dict | None) -> DatasetInfo:
-    """The dataset a model card says its model was trained on (MNIST when the card does not say)."""
+    """The dataset a model card says its model was trained on (MNIST when the card does not say).
+    Raises ValueError for a dataset this version does not know: judging such a model's samples with
+    another dataset's classifier would give wrong labels."""
     title = ((card or {}).get("data") or {}).get("dataset", MNIST.title)
     for info in DATASETS.values():
         if info.title == title or info.key == title:
             return info
-    return MNIST  # a synthetic dry run or an unknown title: judged as digits
+    raise ValueError(f"the model card names the dataset {title!r}; known: "
+                     f"{', '.join(d.title for d in DATASETS.values())}")

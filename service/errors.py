@@ -39,9 +39,10 @@ CODES: dict[str, tuple[int, str]] = {
     "output_too_large": (422, "the PNG would be over DIGITGEN_MAX_IMAGE_PIXELS: lower n or scale, or use npy"),
     "wrong_model_kind": (422, "the model cannot do this (e.g. /encode with a GAN)"),
     "invalid_latent": (422, "a latent vector has the wrong length or a value that is not finite or too large"),
-    "digit_not_found": (422, "rejection sampling found too few samples of the requested digit"),
-    "no_classifier": (422, "digit= needs the classifier, which is not loaded"),
-    "no_classes": (422, "digits= needs a class-conditional model (gan); this one has no classes"),
+    "digit_not_found": (422, "rejection sampling found too few samples of the requested class (digit=/label=)"),
+    "no_classifier": (422, "digit=/label=, verified=true or labelling a model without classes needs the classifier "
+                           "of the model's dataset, which is not loaded"),
+    "no_classes": (422, "digits=/labels= needs a class-conditional model (gan); this one has no classes"),
     "internal_error": (500, "a bug: logged on the server, nothing in the body"),
     "not_ready": (503, "models are still loading, or the service is shutting down"),
 }

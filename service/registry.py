@@ -59,7 +59,7 @@ class Registry:
         dataset (`classifier` for MNIST, `fashion-classifier` for Fashion-MNIST), else any loaded
         classifier trained on that dataset; None when there is none."""
         named = self.models.get(model.dataset.classifier)
-        if named is not None and named.kind == "classifier":
+        if named is not None and named.kind == "classifier" and named.dataset == model.dataset:
             return named
         return next((m for m in self.models.values() if m.kind == "classifier" and m.dataset == model.dataset), None)
 
@@ -69,11 +69,15 @@ class Registry:
 
 def _served(ckpt: LoadedCheckpoint, device: torch.device) -> ServedModel:
     module = ckpt.module
+    try:
+        dataset = dataset_of_card(ckpt.card)
+    except ValueError as exc:
+        raise RegistryError(f"cannot load {ckpt.path}: {exc}") from None
     latent_dim = getattr(module, "latent_dim", None)
     return ServedModel(
         name=ckpt.name, kind=ckpt.kind, module=module, device=device, sha256=ckpt.sha256,
         card=ckpt.card or {}, parameters=sum(p.numel() for p in module.parameters()),
-        latent_dim=latent_dim, path=ckpt.path, dataset=dataset_of_card(ckpt.card),
+        latent_dim=latent_dim, path=ckpt.path, dataset=dataset,
     )
 
 

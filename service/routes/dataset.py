@@ -25,8 +25,9 @@ DATASET_RESPONSES = {
           "headers": {"X-Seed": SEED_HEADER, "X-Model": MODEL_HEADER,
                       "X-Label-Source": header("generator: each label is the class the model was asked for; "
                                                "classifier: the model's classifier's verdict", "generator"),
-                      "X-Labels-Verified": header("true when every item's label was confirmed by the model's "
-                                                  "classifier (verified=true, or a model without classes)", "false"),
+                      "X-Labels-Verified": header("true: labels checked by the model's classifier (verified=true: "
+                                                  "an off-class item drawn again, up to 8 draws; or a model without "
+                                                  "classes, labelled by it)", "false"),
                       **CACHE_HEADERS},
           "description": "the slice [offset, offset + n) of the model's labelled sequence for this seed, streamed"},
     304: NOT_MODIFIED,
@@ -48,7 +49,7 @@ async def get_dataset(request: Request, inference: InferenceDep, settings: Setti
     check_limit(query.n, settings.max_dataset, "n", "MAX_DATASET")
     conditional = dataset.is_conditional(served.module)
     if query.digits is not None and not conditional:
-        raise ApiError("no_classes", f"model {served.name!r} has no classes, so digits= cannot choose them; "
+        raise ApiError("no_classes", f"model {served.name!r} has no classes, so digits=/labels= cannot choose them; "
                        "leave digits out (labels then come from the classifier) or use a class-conditional model")
     judge = inference.registry.judge(served)
     # a model without classes is labelled by its classifier: its verified sequence is its plain one

@@ -28,12 +28,15 @@ SAMPLE_RESPONSES = {
 
 def sample_identity(inference, settings, served, query: SampleQuery) -> tuple[tuple[str, ...], dict]:
     """What a seeded /sample answer's bytes depend on: weights and normalised parameters (service/caching.py).
-    digit= also depends on the classifier that judges and on the rejection settings."""
+    digit= also depends on the classifier that judges and on the rejection settings; format=json on the
+    classifier that names each image's class (or that there is none)."""
     params = query.model_dump()
+    judge = inference.registry.judge(served)
     if query.digit is None:
-        return (served.sha256,), params
+        return ((served.sha256, judge.sha256 if judge else "no classifier") if query.format == "json"
+                else (served.sha256,)), params
     params.update(rounds=settings.digit_max_rounds, confidence=settings.digit_min_confidence)
-    return (served.sha256, inference.registry.judge(served).sha256), params
+    return (served.sha256, judge.sha256), params
 
 
 @router.get("/sample", summary="Sample digits", response_model=None, responses=SAMPLE_RESPONSES,

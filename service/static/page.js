@@ -181,7 +181,6 @@
   async function loadModels() {
     const body = await apiJson("/models");
     state.models = body.models;
-    state.classifier = body.models.some((m) => m.kind === "classifier");
     const generative = body.models.filter((m) => m.kind === "vae" || m.kind === "generator");
     const vaes = body.models.filter((m) => m.kind === "vae");
     fill($("sample-model"), generative, "gan");
@@ -389,14 +388,16 @@
     $("recon-img").alt = "Your drawing (left) and the VAE's reconstruction (right)";
     drawLatent(code.mu, code.logvar);
     const verdict = $("verdict");
-    if (!state.classifier) {
-      verdict.textContent = "No classifier is loaded to name the digit.";
+    const judged = model(vae);
+    if (!judged || !judged.classifier) {
+      verdict.textContent = `No classifier of ${judged ? judged.dataset : "this model's dataset"} is loaded to name the drawing.`;
       return;
     }
     const decoded = await postJson("/decode", { model: vae, latents: [code.mu], format: "json" });
     if (ticket !== reconstructions) return;
     const { digit, confidence } = decoded.samples[0];
-    verdict.replaceChildren("The classifier reads the reconstruction as ", Object.assign(document.createElement("strong"), { textContent: String(digit) }),
+    const name = judged.classes ? judged.classes[digit] : String(digit);
+    verdict.replaceChildren(`${judged.classifier} reads the reconstruction as `, Object.assign(document.createElement("strong"), { textContent: name }),
       ` (${(confidence * 100).toFixed(1)} % sure).`);
   }
 

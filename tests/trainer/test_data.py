@@ -67,3 +67,48 @@ def test_missing_file_says_how_to_get_it(tmp_path):
     (tmp_path / "t10k-labels-idx1-ubyte").unlink()
     with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte \(or t10k-labels-idx1-ubyte.gz\) is missing.*fetch-data"):
         verify(tmp_path, sums)
+
+
+# ---- Fashion-MNIST: the Debian package's files -------------------------------------------------
+
+def fake_debian_package(monkeypatch, folder):
+    """The package's folder with tiny gzipped IDX files, and FASHION_CHECKSUMS made theirs."""
+    from trainer import data
+    _, sums = write_tiny_mnist(folder, compress=True, seed=3)
+    monkeypatch.setattr(data, "FASHION_DEBIAN_DIR", folder)
+    monkeypatch.setitem(data.SOURCES, "fashion", data.Source(
+        data.SOURCES["fashion"].info, sums, data.SOURCES["fashion"].default_dir, data.SOURCES["fashion"].how_to_get))
+    monkeypatch.setattr(data, "FASHION_CHECKSUMS", sums)
+    return sums
+
+
+def test_fetch_fashion_copies_the_debian_packages_files_and_verifies_them(tmp_path, monkeypatch):
+    from trainer.data import fetch, load_dataset
+    fake_debian_package(monkeypatch, tmp_path / "debian")
+    paths = fetch(tmp_path / "fashion", dataset="fashion")
+    assert sorted(p.name for p in paths.values()) == sorted(f"{n}.gz" for n in CHECKSUMS)
+    data = load_dataset("fashion", tmp_path / "fashion")
+    assert data.title == "Fashion-MNIST" and data.test_images.shape == (6, 28, 28)
+
+
+def test_fetch_fashion_without_the_package_names_it(tmp_path, monkeypatch):
+    from trainer import data
+    monkeypatch.setattr(data, "FASHION_DEBIAN_DIR", tmp_path / "absent")
+    monkeypatch.setattr(data.shutil, "which", lambda name: None)  # no apt-get: nothing is installed
+    with pytest.raises(DataError) as err:
+        data.fetch(tmp_path / "fashion", dataset="fashion")
+    assert "dataset-fashion-mnist" in str(err.value) and "--data-dir" in str(err.value)
+
+
+def test_fashion_files_are_checked_against_fashions_sums(tmp_path):
+    from trainer.data import FASHION_CHECKSUMS, load_dataset
+    write_tiny_mnist(tmp_path)
+    with pytest.raises(DataError, match="not Fashion-MNIST.*fetch-data --dataset fashion"):
+        load_dataset("fashion", tmp_path)
+    assert FASHION_CHECKSUMS["train-images-idx3-ubyte"].startswith("c59f468a")
+
+
+def test_an_unknown_dataset_is_refused():
+    from trainer.data import load_dataset
+    with pytest.raises(DataError, match="unknown dataset 'imagenette'; choose from mnist, fashion"):
+        load_dataset("imagenette")

@@ -1,0 +1,34 @@
+"""Every recipe states its dataset; the fashion-* presets are the MNIST recipes on Fashion-MNIST."""
+import pytest
+
+from models.datasets import DATASETS
+from trainer.presets import FASHION_OF, PRESETS, get_preset
+
+
+def test_every_preset_names_a_known_dataset():
+    assert {p.dataset for p in PRESETS.values()} <= set(DATASETS)
+    assert {name for name, p in PRESETS.items() if p.dataset == "fashion"} == {f"fashion-{n}" for n in FASHION_OF}
+
+
+@pytest.mark.parametrize("name", FASHION_OF)
+def test_a_fashion_preset_is_its_mnist_recipe_on_fashion(name):
+    mnist, fashion = PRESETS[name].to_dict(), PRESETS[f"fashion-{name}"].to_dict()
+    changed = {k for k in mnist if mnist[k] != fashion[k]}
+    expected = {"name", "dataset", "description"} | ({"epochs"} if name == "classifier" else set())
+    assert changed == expected
+    assert fashion["description"].startswith("On Fashion-MNIST: ")
+
+
+def test_another_dataset_gives_that_datasets_preset_of_the_recipe():
+    assert get_preset("gan", dataset="fashion").name == "fashion-gan"
+    assert get_preset("fashion-vae", dataset="mnist").to_dict() == PRESETS["vae"].to_dict()
+    twin = get_preset("gan-bce", dataset="fashion")  # no bundled twin: made on the spot
+    assert (twin.name, twin.dataset, twin.gan_loss) == ("fashion-gan-bce", "fashion", "bce")
+    assert get_preset("gan", dataset="mnist").name == "gan"
+
+
+def test_overrides_do_not_leak_into_the_presets():
+    preset = get_preset("fashion-gan", epochs=1)
+    assert (preset.dataset, preset.epochs) == ("fashion", 1)
+    assert (PRESETS["fashion-gan"].dataset, PRESETS["fashion-gan"].epochs) == ("fashion", 35)
+    assert preset.generator is not PRESETS["fashion-gan"].generator  # a deep copy
