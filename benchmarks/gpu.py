@@ -81,6 +81,8 @@ ENDPOINTS = [
     ("sample digit", "GET", "/sample?model=gan&digit=3&n=4&seed=5", None, "image/png", True),
     ("sample gan-seed npy", "GET", "/sample?model=gan-seed&n=64&format=npy&seed=6", None, "application/x-npy", True),
     ("dataset npz", "GET", "/dataset?model=gan&n=256&seed=7&format=npz", None, "application/x-npz", True),
+    ("dataset npz verified", "GET", "/dataset?model=gan&n=256&seed=7&format=npz&verified=true", None,
+     "application/x-npz", True),
     ("dataset tar (classifier labels)", "GET", "/dataset?model=vae&n=64&seed=8&format=tar", None,
      "application/x-tar", True),
     ("reconstruct raw body", "POST", "/reconstruct?model=vae", "png_body", "image/png", True),

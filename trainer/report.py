@@ -96,8 +96,12 @@ def _utility_table(metrics: dict, seeds: dict | None = None) -> str:
 
 
 def _seed_spread(metrics: dict, seeds: dict) -> str:
-    """The same rows at two seeds (the synthetic set's and the classifier's): how far one seed decides."""
-    first, second = metrics.get("utility", {}), seeds.get("utility", {})
+    """The same rows at two seeds (the synthetic set's and the classifier's): how far one seed decides.
+    Each file's real-data row comes from whichever of its runs has one (same n and seed, same figure)."""
+    def section(document: dict) -> dict:
+        return document.get("utility") or document.get("utility_verified") or {}
+
+    first, second = section(metrics), section(seeds)
     rows = [("real images", first.get("real"), second.get("real"))]
     for key, label in (("utility", "plain"), ("utility_verified", "verified")):
         for name in sorted(set(metrics.get(key, {}).get("models", {})) & set(seeds.get(key, {}).get("models", {}))):
@@ -228,18 +232,29 @@ def _harder_data(mnist: dict, fashion: dict, cards: dict, runs: Path, out: Path)
         parts += [f"`label=` on {check['model']}, checked by a judge that shares nothing with the fashion classifier "
                   f"({check['judge']}; {100 * check['judge_accuracy_on_test']:.1f} % on real test images): "
                   f"{100 * check['accuracy']:.1f} % of {check['samples']} samples are the class asked for.", ""]
-    for preset in FASHION_ORDER:
+    parts += _preset_sections(FASHION_ORDER, cards, runs, out, "###")
+    parts += _discussion("discussion-fashion.md", "### What changes on harder data, and why")
+    return parts
+
+
+def _preset_sections(presets: list[str], cards: dict, runs: Path, out: Path, heading: str) -> list[str]:
+    """One section per trained preset: its description and figures."""
+    parts = []
+    for preset in presets:
         card = cards.get(preset)
         if not card:
             continue
         figures = _figures(runs, out, preset, _family(card))
-        parts += [f"### {preset}", "", card.get("description", ""), ""]
+        parts += [f"{heading} {preset}", "", card.get("description", ""), ""]
         parts += [f"![{Path(f).stem}]({f})" for f in figures] or ["_No figures: train this preset to make them._"]
         parts.append("")
-    discussion = Path(__file__).with_name("discussion-fashion.md")
-    if discussion.exists():
-        parts += ["### What changes on harder data, and why", "", discussion.read_text().strip(), ""]
     return parts
+
+
+def _discussion(filename: str, heading: str) -> list[str]:
+    """A hand-written discussion kept beside this module, under `heading`."""
+    path = Path(__file__).with_name(filename)
+    return [heading, "", path.read_text().strip(), ""] if path.exists() else []
 
 
 def _family(card: dict) -> str:
@@ -332,17 +347,8 @@ def write_report(metrics_path: Path, runs: Path, weights_dir: Path, out: Path) -
         _epochs_table(out / "gan_epochs.json"),
         "",
     ]
-    for preset in PRESET_ORDER:
-        card = cards.get(preset)
-        if not card:
-            continue
-        figures = _figures(runs, out, preset, _family(card))
-        parts += [f"## {preset}", "", card.get("description", ""), ""]
-        parts += [f"![{Path(f).stem}]({f})" for f in figures] or ["_No figures: train this preset to make them._"]
-        parts.append("")
-    discussion = Path(__file__).with_name("discussion.md")
-    if discussion.exists():
-        parts += ["## Discussion", "", discussion.read_text().strip(), ""]
+    parts += _preset_sections(PRESET_ORDER, cards, runs, out, "##")
+    parts += _discussion("discussion.md", "## Discussion")
     parts += ["## Harder data: Fashion-MNIST", "", *_harder_data(metrics, fashion, cards, runs, out)]
     path = out / "REPORT.md"
     path.write_text("\n".join(parts))
