@@ -532,12 +532,13 @@
   // ---- models -------------------------------------------------------------------------------
 
   const METRICS = [
-    { key: "fid", label: "FID ↓", digits: 1, title: "Fréchet distance to MNIST test images in the classifier's features" },
+    { key: "fid", label: "FID ↓", digits: 1, title: "Fréchet distance to its dataset's test images in that dataset's classifier's features" },
     { key: "kid", label: "KID ↓", digits: 2, title: "Kernel inception distance (× 1000)" },
     { key: "inception_score", label: "IS ↑", digits: 2, title: "Inception score with the bundled classifier (10 is the most)" },
-    { key: "test_nll_binarised", label: "NLL ↓", digits: 1, title: "Test negative log-likelihood, binarised MNIST, nats (importance sampled)" },
-    { key: "utility_cas", label: "CAS ↑", percent: true, title: "Classification accuracy score: a classifier trained on the model's digits, tested on real ones" },
-    { key: "test_accuracy", label: "Accuracy ↑", percent: true, title: "Test accuracy on MNIST" },
+    { key: "test_nll_binarised", label: "NLL ↓", digits: 1, title: "Test negative log-likelihood, binarised test images, nats (importance sampled)" },
+    { key: "utility_cas", label: "CAS ↑", percent: true, title: "Classification accuracy score: a classifier trained on the model's /dataset, tested on real images" },
+    { key: "utility_cas_verified", label: "CAS verified ↑", percent: true, title: "The same, trained on /dataset?verified=true (off-class items drawn again)" },
+    { key: "test_accuracy", label: "Accuracy ↑", percent: true, title: "Test accuracy on its dataset's test set" },
   ];
 
   function formatCount(n) {
@@ -563,7 +564,7 @@
   function renderModels(body) {
     const shown = METRICS.filter((m) => body.models.some((model) => typeof model.metrics[m.key] === "number"));
     const head = document.createElement("tr");
-    const headers = [["Model", "text"], ["Kind", "text"], ["Parameters"], ["Latent"], ["Epochs"], ["Training", "text"]];
+    const headers = [["Model", "text"], ["Kind", "text"], ["Data", "text"], ["Parameters"], ["Latent"], ["Epochs"], ["Training", "text"]];
     for (const [label, className] of headers) {
       const th = document.createElement("th");
       th.scope = "col";
@@ -588,7 +589,7 @@
       kind.append(Object.assign(document.createElement("span"), { className: "tag", textContent: kindLabel(m) }));
       const training = m.training && typeof m.training.seconds === "number"
         ? `${formatDuration(m.training.seconds)} on ${m.training.device || "?"}` : "—";
-      tr.append(name, kind, cell(formatCount(m.parameters), "num", `${m.parameters.toLocaleString("en")} parameters`),
+      tr.append(name, kind, cell(m.dataset || "MNIST", "text"), cell(formatCount(m.parameters), "num", `${m.parameters.toLocaleString("en")} parameters`),
         cell(m.latent_dim == null ? "—" : String(m.latent_dim), "num"), cell(m.epochs == null ? "—" : String(m.epochs), "num"),
         cell(training, "text"));
       for (const metric of shown) {
