@@ -1,6 +1,7 @@
 import json
 import shutil
 
+import torch
 from PIL import Image
 
 from models import load
@@ -28,7 +29,8 @@ def test_evaluate_and_report_end_to_end(tmp_path):
     data = synthetic_mnist(n_train=300, n_test=200)
     results = run_evaluate(**evaluate_kwargs(tmp_path, weights), data=data)
     assert set(results["models"]) == {"vae", "gan"}
-    assert {"real train vs test (floor)", "uniform noise (ceiling)", "single digit '1' (ceiling)"} == set(results["references"])
+    assert {"real train vs test (floor)", "real train blurred, sigma 1 px", "uniform noise (ceiling)",
+            "single digit '1' (ceiling)"} == set(results["references"])
     vae = results["models"]["vae"]
     for key in ("fid", "kid", "inception_score", "class_kl_to_uniform", "digits_covered", "test_nll_binarised",
                 "test_neg_elbo_grey", "reconstruction_mse_per_pixel"):
@@ -178,3 +180,14 @@ def test_committed_gan_figures_carry_the_served_name():
     for path in figures:
         title = Image.open(path).text.get("Title", "")
         assert title.startswith(f"{card['name']}: "), (path.name, title)
+
+
+def test_the_blurred_reference_spreads_ink_and_keeps_its_amount():
+    from trainer.evaluate import blurred
+    dot = torch.zeros(1, 1, 28, 28)
+    dot[0, 0, 14, 14] = 1.0
+    out = blurred(dot)
+    assert abs(out.sum().item() - 1.0) < 0.02  # up to 8-bit rounding
+    assert out[0, 0, 14, 14] < 0.2 and out[0, 0, 14, 13] > 0 and out[0, 0, 14, 17] == 0  # 5x5 support
+    flat = torch.full((1, 1, 28, 28), 0.5)
+    assert torch.allclose(blurred(flat)[0, 0, 2:-2, 2:-2], torch.tensor(0.5), atol=1 / 255)  # flat stays flat
