@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 DIGIT_MIN_CONFIDENCE = 0.999
-"""Default classifier confidence a `digit=` sample needs (the service's DIGITGEN_DIGIT_MIN_CONFIDENCE)."""
+"""Default classifier confidence a `digit=` sample of MNIST needs (each dataset's is its
+DatasetInfo.min_confidence; the service's DIGITGEN_DIGIT_MIN_CONFIDENCE overrides them all)."""
 DIGIT_MAX_ROUNDS = 8
 """Default rounds of candidates `digit=` draws before giving up (DIGITGEN_DIGIT_MAX_ROUNDS)."""
 

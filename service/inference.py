@@ -102,12 +102,16 @@ class Inference:
     def classify(judge: ServedModel, images_u8: torch.Tensor) -> Classified:
         return Classified(*classify_u8(judge.module, images_u8, device=judge.device))
 
+    def min_confidence(self, model: ServedModel) -> float:
+        """What a digit=/label= sample of this model needs: the setting, else its dataset's default."""
+        return model.dataset.min_confidence if self.digit_min_confidence is None else self.digit_min_confidence
+
     def sample_digit(self, model: ServedModel, digit: int, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """`digit=`/`label=`: rejection sampling judged by the model's classifier (models/sampling.py).
         Returns (latents, images_u8)."""
         classifier = self.registry.judge(model)
         latents, images = sample_digit(model.module, classifier.module, digit, n, seed,
-                                       max_rounds=self.digit_max_rounds, min_confidence=self.digit_min_confidence,
+                                       max_rounds=self.digit_max_rounds, min_confidence=self.min_confidence(model),
                                        device=model.device, chunk=_chunk(model), name=model.name,
                                        classifier_device=classifier.device)
         self.metrics.images.labels(model.name).inc(n)

@@ -11,7 +11,7 @@ import torch
 from models.checkpoint import LoadedCheckpoint, load
 from models.datasets import DatasetInfo, dataset_named, dataset_of_card
 from models.devices import resolve_device
-from models.sampling import DIGIT_MIN_CONFIDENCE, sample_digit, to_uint8
+from models.sampling import sample_digit, to_uint8
 from models.shapes import IMAGE_SHAPE, PIXELS
 from models.vae import VAE, vae_loss
 from trainer.common import to_unit
@@ -148,18 +148,22 @@ def vae_metrics(vae: VAE, data: MNIST, trained_on_binarised: bool, nll_images: i
 
 
 def digit_check(weights_dir: Path, data: MNIST, model: str, per_digit: int, seed: int,
-                device: torch.device, *, min_confidence: float = DIGIT_MIN_CONFIDENCE,
+                device: torch.device, *, min_confidence: float | None = None,
                 max_rounds: int = 50, classifier_name: str = "classifier") -> dict:
     """Independent check of `digit=` sampling: the service's rejection sampler
     (models.sampling.sample_digit, the bundled CNN as judge, the service's default confidence) makes
-    `per_digit` samples of each digit; a 5-nearest-neighbour classifier on 50 principal components
+    `per_digit` samples of each digit (min_confidence: default the model's dataset's, as the service);
+    a 5-nearest-neighbour classifier on 50 principal components
     of the raw pixels, fitted on the training split and sharing nothing with the CNN, says which
     digit each one is. Its own accuracy on test digits is reported beside it: it bounds what
     agreement can show."""
     from sklearn.decomposition import PCA
     from sklearn.neighbors import KNeighborsClassifier
 
-    generator = load(Path(weights_dir) / f"{model}.safetensors", device).module
+    loaded = load(Path(weights_dir) / f"{model}.safetensors", device)
+    generator = loaded.module
+    if min_confidence is None:
+        min_confidence = dataset_of_card(loaded.card).min_confidence
     classifier = load(Path(weights_dir) / f"{classifier_name}.safetensors", device).module
     images, wanted = [], []
     for digit in range(10):

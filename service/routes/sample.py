@@ -35,7 +35,7 @@ def sample_identity(inference, settings, served, query: SampleQuery) -> tuple[tu
     if query.digit is None:
         return ((served.sha256, judge.sha256 if judge else "no classifier") if query.format == "json"
                 else (served.sha256,)), params
-    params.update(rounds=settings.digit_max_rounds, confidence=settings.digit_min_confidence)
+    params.update(rounds=settings.digit_max_rounds, confidence=inference.min_confidence(served))
     return (served.sha256, judge.sha256), params
 
 

@@ -95,3 +95,14 @@ def test_a_model_whose_classifier_is_missing_is_not_judged_by_another(tmp_path, 
         assert "Fashion-MNIST (fashion-classifier)" in response.json()["detail"]
         assert c.get("/sample?model=gan&digit=3&seed=1").status_code == 200
         assert c.get("/models/fashion-gan").json()["classifier"] is None
+
+
+def test_each_dataset_has_its_own_default_label_confidence(weights):
+    with make_client(weights) as c:
+        inference = c.app.state.inference
+        models = inference.registry.models
+        assert inference.min_confidence(models["gan"]) == 0.999
+        assert inference.min_confidence(models["fashion-gan"]) == 0.9  # at 0.999 no real Coat would pass
+    with make_client(weights, digit_min_confidence=0.5) as c:
+        inference = c.app.state.inference
+        assert {inference.min_confidence(m) for m in inference.registry.models.values()} == {0.5}
