@@ -232,6 +232,8 @@ def _harder_data(mnist: dict, fashion: dict, cards: dict, runs: Path, out: Path)
         parts += [f"`label=` on {check['model']}, checked by a judge that shares nothing with the fashion classifier "
                   f"({check['judge']}; {100 * check['judge_accuracy_on_test']:.1f} % on real test images): "
                   f"{100 * check['accuracy']:.1f} % of {check['samples']} samples are the class asked for.", ""]
+    parts += ["fashion-gan's quality by epoch (its snapshots every 5 epochs):", "",
+              _epochs_table(out / "fashion-gan_epochs.json", "fashion-gan"), ""]
     parts += _preset_sections(FASHION_ORDER, cards, runs, out, "###")
     parts += _discussion("discussion-fashion.md", "### What changes on harder data, and why")
     return parts
@@ -279,10 +281,11 @@ def _architectures(cards: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def _epochs_table(path: Path) -> str:
+def _epochs_table(path: Path, preset: str = "gan") -> str:
     if not path.exists():
-        return "_No snapshot table: run `python -m trainer evaluate --snapshots runs/gan/snapshots --n 5000 " \
-               "--out reports/gan_epochs.json`._"
+        dataset = " --dataset fashion" if preset.startswith("fashion-") else ""
+        return f"_No snapshot table: run `python -m trainer evaluate{dataset} --snapshots runs/{preset}/snapshots " \
+               f"--n 5000 --out reports/{path.name}`._"
     data = json.loads(path.read_text())
     agreement = any("class_agreement" in row for row in data["rows"])  # class-conditional generators
     lines = [f"n = {data['n']} samples per snapshot.", "",
