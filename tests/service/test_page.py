@@ -18,7 +18,7 @@ import pytest
 
 from service import __version__
 from service.routes.page import CONTENT_SECURITY_POLICY, STATIC_DIR, wants_html
-from tests.conftest import BUNDLED, ROOT, live_server, make_client
+from tests.conftest import BUNDLED, BUNDLED_NAMES, ROOT, live_server, make_client
 
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
 CSP_DIRECTIVES = ("default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self' data: blob:",
@@ -326,12 +326,13 @@ def test_the_page_loads_without_console_errors(browser, bundled_server):
     loaded = time.monotonic() - started
     assert console_errors(browser) == []
     rows = js(browser, "return [...document.querySelectorAll('#models-table tbody tr th')].map(th => th.textContent)")
-    assert set(rows) == {"vae", "gan", "vae-seed", "gan-seed", "classifier"}
+    assert set(rows) == set(BUNDLED_NAMES)
     headings = js(browser, "return [...document.querySelectorAll('#models-table thead th')].map(th => th.textContent)")
-    assert "FID ↓" in headings and "Parameters" in headings
+    assert "FID ↓" in headings and "Parameters" in headings and "Data" in headings
     options = js(browser, "return [...document.getElementById('sample-model').options].map(o => o.value)")
-    assert set(options) == {"vae", "gan", "vae-seed", "gan-seed"}  # generative models only
-    assert js(browser, "return [...document.getElementById('draw-model').options].map(o => o.value)") == ["vae-seed", "vae"]
+    assert set(options) == {n for n in BUNDLED_NAMES if not n.endswith("classifier")}  # generative models only
+    assert js(browser, "return [...document.getElementById('draw-model').options].map(o => o.value)") == [
+        "fashion-vae-seed", "fashion-vae", "vae-seed", "vae"]
     assert js(browser, "return document.getElementById('draw-model').value") == "vae"
     assert "Ready" in browser.find_element("id", "status").text
     assert loaded < 20, f"the page took {loaded:.1f} s to get ready"
@@ -468,3 +469,16 @@ def test_the_page_asks_for_the_key_and_keeps_it_in_memory(tiny_weights):
             assert "s3cret" not in js(driver, "return document.cookie + location.href + document.body.innerHTML")
     finally:
         driver.quit()
+
+
+def test_the_class_menu_follows_the_chosen_models_dataset(browser, bundled_server):
+    from selenium.webdriver.support.ui import Select
+    open_page(browser, bundled_server)
+    Select(browser.find_element("id", "sample-model")).select_by_value("fashion-gan")
+    assert browser.find_element("id", "sample-digit-label").text == "Class"
+    names = js(browser, "return [...document.getElementById('sample-digit').options].map(o => o.textContent)")
+    assert names[8] == "7 · Sneaker" and names[0] == "any"
+    assert "fashion-classifier" in browser.find_element("id", "digit-note").text
+    Select(browser.find_element("id", "sample-model")).select_by_value("gan")
+    assert browser.find_element("id", "sample-digit-label").text == "Digit"
+    assert js(browser, "return document.getElementById('sample-digit').options[8].textContent") == "7"
