@@ -116,7 +116,7 @@ def _seed_spread(metrics: dict, seeds: dict) -> str:
 
 def _targets(metrics: dict) -> list[tuple[str, str, bool | None]]:
     models = metrics.get("models", {})
-    floor = next((v["fid"] for k, v in metrics.get("references", {}).items() if k.startswith("real")), None)
+    floor = _floor(metrics)
     rows = []
     gan, vae, vae_seed = models.get("gan"), models.get("vae"), models.get("vae-seed")
     if gan and floor:
@@ -147,7 +147,8 @@ def _targets(metrics: dict) -> list[tuple[str, str, bool | None]]:
 
 
 def _floor(metrics: dict) -> float | None:
-    return next((v["fid"] for k, v in metrics.get("references", {}).items() if k.startswith("real")), None)
+    """The real-vs-real FID (the reference row marked "(floor)"; the blurred real row also starts with "real")."""
+    return next((v["fid"] for k, v in metrics.get("references", {}).items() if k.endswith("(floor)")), None)
 
 
 def _side_by_side(mnist: dict, fashion: dict) -> str:
