@@ -7,8 +7,10 @@ loop draws from (its seeded batch/noise generator and torch's global ones, CPU a
 so far and the seconds already spent. It is one `resume.pt` per run folder, written with torch.save to a
 temporary file and renamed (a kill mid-write leaves the previous epoch's state), and read with
 `torch.load(weights_only=True)`: tensors, numbers, strings and containers only, no pickled code.
-A run resumes only with the recipe it was started with (changing e.g. the epochs would change a
-cosine schedule), which the state records.
+A run resumes only with the recipe it was started with, which the state records, with one exception:
+a run whose learning rate is constant may be extended (`--resume --epochs N` with more epochs than it
+was started with), since then nothing done so far depended on the epoch count; a cosine schedule's
+every step did, so such a run is refused.
 """
 from __future__ import annotations
 
@@ -48,8 +50,10 @@ class RunState:
         if not self.path.is_file():
             raise ResumeError(f"{self.path} does not exist: nothing to resume (train without --resume to start)")
         state = torch.load(self.path, map_location="cpu", weights_only=True)
-        if state["recipe"] != self.recipe:
-            changed = sorted(k for k in self.recipe if state["recipe"].get(k) != self.recipe[k])
+        changed = sorted(k for k in self.recipe if state["recipe"].get(k) != self.recipe[k])
+        if changed == ["epochs"] and self.extends(state):
+            changed = []
+        if changed:
             raise ResumeError(f"{self.path} was written by another recipe (differs in: {', '.join(changed)}); "
                               "resume with the same options, or start a new run folder")
         for name, module in self.modules.items():
@@ -66,6 +70,10 @@ class RunState:
         self.seconds_before = state["seconds"]
         self.first_epoch = state["epoch"] + 1
         return self.first_epoch, state["history"]
+
+    def extends(self, state: dict) -> bool:
+        """Whether this recipe is the saved one run for more epochs, with nothing done so far changed."""
+        return self.recipe["schedule"] == "constant" and self.recipe["epochs"] >= state["epoch"]
 
     def save(self, epoch: int, history: dict) -> None:
         """The state after `epoch` finished (history must be plain numbers, lists and dicts)."""

@@ -65,9 +65,37 @@ def test_resume_refuses_a_state_from_another_recipe(tmp_path):
     data = synthetic_mnist(n_train=64, n_test=20)
     train_preset(get_preset("vae-seed", epochs=1, batch_size=32), data, torch.device("cpu"), tmp_path,
                  max_steps=2, progress=False)
-    with pytest.raises(ResumeError, match="differs in: epochs"):
-        train_preset(get_preset("vae-seed", epochs=2, batch_size=32), data, torch.device("cpu"), tmp_path,
+    with pytest.raises(ResumeError, match="differs in: lr"):
+        train_preset(get_preset("vae-seed", epochs=1, batch_size=32, lr=1e-3), data, torch.device("cpu"), tmp_path,
                      max_steps=2, progress=False, resume=True)
+
+
+def test_a_cosine_run_is_not_extended(tmp_path):
+    """More epochs would have changed every step of a cosine schedule already taken."""
+    data = synthetic_mnist(n_train=64, n_test=20)
+    train_preset(get_preset("vae", epochs=1, batch_size=32), data, torch.device("cpu"), tmp_path,
+                 max_steps=2, progress=False)
+    with pytest.raises(ResumeError, match="differs in: epochs"):
+        train_preset(get_preset("vae", epochs=2, batch_size=32), data, torch.device("cpu"), tmp_path,
+                     max_steps=2, progress=False, resume=True)
+
+
+def test_a_constant_rate_run_extended_equals_the_longer_run(tmp_path):
+    """`--resume --epochs N` past the end of a finished constant-rate run: the same as running N straight."""
+    data = synthetic_mnist(n_train=96, n_test=40)
+    straight = train_preset(get_preset("gan", epochs=3, batch_size=32), data, torch.device("cpu"),
+                            tmp_path / "straight", max_steps=3, progress=False)
+    train_preset(get_preset("gan", epochs=2, batch_size=32), data, torch.device("cpu"), tmp_path / "extended",
+                 max_steps=3, progress=False)
+    extended = train_preset(get_preset("gan", epochs=3, batch_size=32), data, torch.device("cpu"),
+                            tmp_path / "extended", max_steps=3, progress=False, resume=True)
+    assert extended["weights_sha256"] == straight["weights_sha256"]
+    assert extended["recipe"]["epochs"] == 3
+    assert [(s["from_epoch"], s["to_epoch"]) for s in extended["training"]["segments"]] == [(1, 2), (3, 3)]
+    # fewer epochs than already run is not an extension
+    with pytest.raises(ResumeError, match="differs in: epochs"):
+        train_preset(get_preset("gan", epochs=2, batch_size=32), data, torch.device("cpu"), tmp_path / "extended",
+                     max_steps=3, progress=False, resume=True)
 
 
 def test_resume_without_a_saved_state_says_so(tmp_path, capsys):
