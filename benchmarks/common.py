@@ -6,6 +6,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -44,22 +45,38 @@ def wait_ready(url: str, proc: subprocess.Popen, deadline_s: float = 120) -> flo
 
 
 @contextmanager
-def server(args: list[str], ready_path: str = "/readyz", env: dict | None = None):
-    """Start `python <args> --port P` on loopback; yields (base_url, process, seconds_to_ready)."""
+def server(args: list[str], ready_path: str = "/readyz", env: dict | None = None, executable: str | None = None,
+           deadline_s: float = 120, log: Path | None = None):
+    """Start `python <args> --port P` (or `<executable> <args> --port P`) on loopback; yields
+    (base_url, process, seconds_to_ready). log: a file for the server's output (a chatty server
+    would otherwise fill the pipe and stall); the server's whole process group is stopped at the end
+    (frameworks with worker processes)."""
     port = free_port()
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, *args, "--port", str(port)], cwd=ROOT,
-                            env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    sink = open(log, "wb") if log is not None else None  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen([executable or sys.executable, *args, "--port", str(port)], cwd=ROOT,
+                            env={**os.environ, **(env or {})}, stdout=sink or subprocess.DEVNULL,
+                            stderr=sink or subprocess.PIPE, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(base + ready_path, proc)
+        wait_ready(base + ready_path, proc, deadline_s)
         yield base, proc, time.monotonic() - started
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop_group(proc)
+        if sink is not None:
+            sink.close()
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}

@@ -1,4 +1,4 @@
-"""`python -m trainer {fetch-data,train,evaluate,experiment,report}`: the only module of the trainer
+"""`python -m trainer {fetch-data,train,evaluate,experiment,distill-sweep,report}`: the only module of the trainer
 that deals with argparse; each command calls a library function with explicit arguments."""
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from models.paths import BUNDLED_WEIGHTS
 from trainer.data import SOURCES, DataError
 from trainer.presets import PRESETS
 from trainer.evaluate import WrongDataset
+from trainer.train_distill import DistillError
 from trainer.resume import ResumeError
 
 DATA_DIRS = ", ".join(f"{key}: {src.default_dir}" for key, src in SOURCES.items())
@@ -109,6 +110,22 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--out", type=Path, help="also write the rows as JSON here")
     experiment.add_argument("--max-steps", type=int, help=argparse.SUPPRESS)  # tests: cap steps per epoch
 
+    sweep = sub.add_parser("distill-sweep", help="the gan distilled at several widths: cost per image vs FID",
+                           description="Train the gan-small recipe (gan distilled, latent for latent) at each "
+                                       "width in runs/distill/ and measure cost and quality next to the teacher.")
+    sweep.add_argument("--widths", default="32,48,64", help="generator widths (channels of the 7x7 map), comma-separated")
+    sweep.add_argument("--epochs", type=int, default=10, help="epochs per student (default 10)")
+    sweep.add_argument("--feature", type=float, default=1.0, help="weight of the classifier-feature loss (default 1)")
+    sweep.add_argument("--adversarial", type=float, default=0.0, help="weight of the adversarial loss (default 0)")
+    sweep.add_argument("--n", type=int, default=5000, help="samples scored per generator (default 5000)")
+    sweep.add_argument("--seed", type=int, default=0, help="sampling seed")
+    sweep.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    sweep.add_argument("--data-dir", type=Path, help="folder with the MNIST IDX files (default: data/mnist)")
+    sweep.add_argument("--weights-dir", type=Path, default=BUNDLED_WEIGHTS, help="teacher and classifier")
+    sweep.add_argument("--runs", type=Path, default=Path("runs/distill"), help="student run folders")
+    sweep.add_argument("--out", type=Path, default=Path("reports/gan_distill.json"))
+    sweep.add_argument("--max-steps", type=int, help=argparse.SUPPRESS)  # tests: cap steps per epoch
+
     report = sub.add_parser("report", help="write reports/REPORT.md with figures and the metrics table")
     report.add_argument("--metrics", type=Path, default=Path("reports/metrics.json"))
     report.add_argument("--runs", type=Path, default=Path("runs"), help="training run folders with figures")
@@ -178,6 +195,14 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_distill_sweep(args: argparse.Namespace) -> int:
+    from trainer.distill_sweep import run_sweep
+    run_sweep(widths=[int(w) for w in args.widths.split(",")], epochs=args.epochs, feature=args.feature,
+              adversarial=args.adversarial, n=args.n, seed=args.seed, out=args.out, runs=args.runs,
+              weights_dir=args.weights_dir, device=args.device, data_dir=args.data_dir, max_steps=args.max_steps)
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from trainer.report import write_report
     path = write_report(args.metrics, args.runs, args.weights_dir, args.out)
@@ -188,9 +213,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"fetch-data": cmd_fetch, "train": cmd_train, "evaluate": cmd_evaluate, "experiment": cmd_experiment,
-                "report": cmd_report}
+                "distill-sweep": cmd_distill_sweep, "report": cmd_report}
     try:
         return handlers[args.command](args)
-    except (DataError, ResumeError, WrongDataset, CheckpointError) as exc:
+    except (DataError, ResumeError, WrongDataset, CheckpointError, DistillError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -98,3 +98,22 @@ def tsne_scatter(latents: torch.Tensor, labels: torch.Tensor, path: Path, title:
     ax.set_xticks([])
     ax.set_yticks([])
     _save(fig, path)
+
+
+def cost_vs_fid(rows: list[dict], path: Path, title: str, budget_us: float | None = None) -> None:
+    """Each generator's time per image against its FID; rows: dicts with name, us_per_image, fid."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for row in rows:
+        teacher = row.get("teacher", False)
+        ax.scatter(row["us_per_image"], row["fid"], marker="*" if teacher else "o", s=90 if teacher else 30,
+                   color="black" if teacher else "tab:blue")
+        ax.annotate(row.get("label", row["name"]), (row["us_per_image"], row["fid"]), fontsize=7,
+                    xytext=(4, 3), textcoords="offset points")
+    if budget_us is not None:
+        ax.axvline(budget_us, color="tab:red", linestyle="--", linewidth=1, label=f"{budget_us:g} us budget")
+        ax.legend(fontsize=8)
+    ax.set_xlabel("microseconds per image (one thread, batch 16)")
+    ax.set_ylabel("FID (bundled classifier's features)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    _save(fig, path)

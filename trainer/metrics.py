@@ -96,6 +96,82 @@ def image_metrics(fake: torch.Tensor, real: torch.Tensor, classifier: DigitClass
     }
 
 
+class PixelPCAFeatures(nn.Module):
+    """(B, 1, 28, 28) in [0, 1] -> the first principal components of raw pixels, fitted on real images:
+    a feature space for FID that shares nothing with the classifier (for models trained on its features)."""
+
+    def __init__(self, fitted_on: torch.Tensor, components: int = 50, seed: int = 0):
+        super().__init__()
+        from sklearn.decomposition import PCA
+        pca = PCA(n_components=components, random_state=seed).fit(fitted_on.reshape(len(fitted_on), -1).cpu().numpy())
+        self.register_buffer("mean", torch.from_numpy(pca.mean_).float())
+        self.register_buffer("components", torch.from_numpy(pca.components_).float())
+        self.num_features = components
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (_unit(x).reshape(len(x), -1) - self.mean) @ self.components.t()
+
+
+@torch.no_grad()
+def feature_fid(fake: torch.Tensor, real: torch.Tensor, features: nn.Module, batch_size: int = 1000) -> float:
+    """FID between two image sets (n, 1, 28, 28) in [0, 1] in the given feature space (torchmetrics)."""
+    fid = FrechetInceptionDistance(feature=features, normalize=True).to(fake.device)
+    for images, is_real in ((real, True), (fake, False)):
+        for start in range(0, len(images), batch_size):
+            fid.update(images[start:start + batch_size], real=is_real)
+    return float(fid.compute())
+
+
+def multiply_adds(generator: nn.Module, latent_dim: int) -> int:
+    """Multiply-adds of one image's forward pass through the linear and convolution layers."""
+    total = 0
+
+    def count(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(module, nn.Linear):
+            total += module.in_features * module.out_features
+        elif isinstance(module, nn.ConvTranspose2d):  # every input pixel meets the whole kernel
+            total += inputs[0][0].numel() * module.out_channels * math.prod(module.kernel_size) // module.groups
+        elif isinstance(module, nn.Conv2d):  # every output pixel does
+            total += output[0].numel() * (module.in_channels // module.groups) * math.prod(module.kernel_size)
+
+    hooks = [m.register_forward_hook(count) for m in generator.modules()
+             if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d))]
+    try:
+        with torch.no_grad():
+            generator.eval()(torch.zeros(1, latent_dim))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return total
+
+
+def generator_cost(generator: nn.Module, latent_dim: int, batch: int = 16, threads: int = 1,
+                   repeats: int = 200) -> dict:
+    """What one image costs to generate on this CPU: the median over `repeats` timed passes of a
+    `batch`-row forward pass (inference mode, `threads` intra-op threads) per row, in microseconds,
+    and the multiply-adds per image. A figure for benchmarks and sweeps, never an assertion."""
+    import time
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        generator = generator.eval()
+        z = torch.randn(batch, latent_dim, generator=torch.Generator().manual_seed(0))
+        times = []
+        with torch.inference_mode():
+            for _ in range(20):  # warm-up: oneDNN primitive caches, allocator
+                generator.generate(z)
+            for _ in range(repeats):
+                start = time.perf_counter()
+                generator.generate(z)
+                times.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(previous)
+    times.sort()
+    return {"us_per_image": round(1e6 * times[len(times) // 2] / batch, 2), "batch": batch, "threads": threads,
+            "multiply_adds_per_image": multiply_adds(generator, latent_dim)}
+
+
 def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """log N(z; mu, diag(exp(logvar))) summed over the last dimension."""
     return -0.5 * (((z - mu) ** 2) / logvar.exp() + logvar + math.log(2 * math.pi)).sum(-1)

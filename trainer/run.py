@@ -1,6 +1,7 @@
 """One training run: build the models from a preset, train, write figures, checkpoint and card."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import shutil
@@ -9,9 +10,10 @@ from pathlib import Path
 
 import torch
 
-from models.checkpoint import save
+from models.checkpoint import load, save
 from models.classifier import DigitClassifier
 from models.datasets import dataset_named
+from models.paths import BUNDLED_WEIGHTS
 from models.gan import Discriminator, Generator
 from models.latent import interpolate
 from models.vae import VAE
@@ -20,6 +22,7 @@ from trainer.common import seeded_generator, to_unit
 from trainer.data import MNIST
 from trainer.presets import Preset
 from trainer.train_classifier import train_classifier
+from trainer.train_distill import load_teacher, student_config, train_distill
 from trainer.train_gan import train_gan, with_class_prior
 from trainer.train_vae import train_vae
 
@@ -58,14 +61,27 @@ def _gan_figures(generator: Generator, preset: Preset, device: torch.device, run
 
 def train_preset(preset: Preset, data: MNIST, device: torch.device, out_dir: Path,
                  weights_dir: Path | None = None, max_steps: int | None = None, progress: bool = True,
-                 resume: bool = False) -> dict:
+                 resume: bool = False, teacher_dir: Path = BUNDLED_WEIGHTS) -> dict:
     """Returns the model card that was written next to the checkpoint. resume=True continues the run
-    saved in out_dir from its last finished epoch (trainer/resume.py)."""
+    saved in out_dir from its last finished epoch (trainer/resume.py). teacher_dir: where a distilled
+    preset's teacher generator (and the classifier of its feature loss) are read from."""
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(preset.seed)
     data = data.to(device)
     started = time.perf_counter()
-    if preset.family == "vae":
+    distilled_from = None
+    if preset.family == "gan" and preset.teacher:
+        teacher, teacher_sha = load_teacher(preset, teacher_dir, device)
+        preset = dataclasses.replace(preset, generator=student_config(preset, teacher))
+        judge = None
+        if preset.distill_feature > 0:
+            judge = load(Path(teacher_dir) / f"{dataset_named(preset.dataset).classifier}.safetensors", device).module
+        module, history = train_distill(Generator(preset.generator).to(device), teacher, judge, data, preset, device,
+                                        out_dir, max_steps, progress, resume)
+        config = preset.generator
+        final = {f"{k}_last100": v for k, v in history["final"].items()}
+        distilled_from = {"model": preset.teacher, "weights_sha256": teacher_sha}
+    elif preset.family == "vae":
         module = VAE(preset.vae).to(device)
         history = train_vae(module, data, preset, device, out_dir, max_steps, progress, resume)
         config = preset.vae
@@ -119,6 +135,7 @@ def train_preset(preset: Preset, data: MNIST, device: torch.device, out_dir: Pat
             "steps_per_epoch_cap": max_steps,
         },
         "final_losses": final,
+        **({"distilled_from": distilled_from} if distilled_from else {}),
         "metrics": {},
     }
     if preset.family == "classifier":
