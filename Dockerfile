@@ -53,4 +53,4 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=2).status != 200)"]
 # SIGTERM: uvicorn stops accepting, drains in-flight requests for up to --graceful-timeout, exits 0
 STOPSIGNAL SIGTERM
-CMD ["python", "-m", "service", "--host", "0.0.0.0", "--port", "8000", "--graceful-timeout", "10"]
+CMD ["python", "-m", "service", "--host", "0.0.0.0", "--port", "8000", "--workers", "auto", "--graceful-timeout", "10"]

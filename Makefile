@@ -29,7 +29,7 @@ $(DEV_STAMP): pyproject.toml
 venv: $(DEV_STAMP)
 
 serve: $(SERVE_STAMP)
-	$(PY) -m service --host $(HOST) --port $(PORT)
+	$(PY) -m service --host $(HOST) --port $(PORT) --workers auto
 
 test: $(DEV_STAMP)
 	$(PY) -m pytest tests
@@ -37,11 +37,13 @@ test: $(DEV_STAMP)
 data: $(DEV_STAMP)
 	$(PY) -m trainer fetch-data
 
+# gan is gan-wide distilled, so gan-wide comes first: gan reads its teacher from the weights folder
 train: data
 	$(PY) -m trainer train --preset classifier --weights-dir $(WEIGHTS)
 	$(PY) -m trainer train --preset vae-seed --weights-dir $(WEIGHTS)
 	$(PY) -m trainer train --preset gan-seed --weights-dir $(WEIGHTS)
 	$(PY) -m trainer train --preset vae --weights-dir $(WEIGHTS)
+	$(PY) -m trainer train --preset gan-wide --weights-dir $(WEIGHTS)
 	$(PY) -m trainer train --preset gan --weights-dir $(WEIGHTS)
 
 evaluate: $(DEV_STAMP)

@@ -22,6 +22,9 @@ SCENARIOS = [
     ("sample gan, 1 PNG, FastAPI route", "route", "/sample?model=gan", None, 1),
     ("sample gan, n=64 grid PNG", "service", "/sample?model=gan&n=64", None, 64),
     ("sample gan, n=1024 npy", "service", "/sample?model=gan&n=1024&format=npy", None, 1024),
+    # the 128-channel DCGAN that gan is distilled from, for the same requests in the same run
+    ("sample gan-wide, 1 PNG, random seed", "service", "/sample?model=gan-wide", None, 1),
+    ("sample gan-wide, n=1024 npy", "service", "/sample?model=gan-wide&n=1024&format=npy", None, 1024),
     # the report's MLP generator: ~30x fewer FLOPs per image than the DCGAN, so these rows show
     # the serving stack's own overhead rather than the model's arithmetic
     ("sample gan-seed (MLP), 1 PNG", "service", "/sample?model=gan-seed", None, 1),

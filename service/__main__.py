@@ -24,6 +24,26 @@ from service.config import LOG_LEVELS, Settings, usable_cores
 from service.logs import logging_config
 
 CONFIG_ERROR = 2  # the exit status for settings the service cannot start with
+# the flag's default: one process, for process managers that run one per container (Kubernetes: scale
+# with replicas); `make serve` and the container image ask for auto
+DEFAULT_WORKERS = "1"
+AUTO_MAX_WORKERS = 4
+
+
+def worker_count(value: str) -> int:
+    """--workers: a number of worker processes, or "auto": one per usable core (service/config.py:
+    usable_cores, which respects a container's CPU limit), at most AUTO_MAX_WORKERS, since each holds
+    its own torch (~0.6 GB). On 2 cores two workers serve 1.25-1.6x the single-PNG requests of one at
+    16 connections, for every model (benchmarks/workers.py, benchmarks/README.md)."""
+    if value == "auto":
+        return min(usable_cores(), AUTO_MAX_WORKERS)
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of worker processes or 'auto', not {value!r}") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {count}")
+    return count
 
 
 def prepare_workers(workers: int, environ=os.environ) -> None:
@@ -107,7 +127,8 @@ def main(argv: list[str] | None = None) -> None:
                                      "Configuration comes from DIGITGEN_* environment variables (see README).")
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; 0.0.0.0 in containers)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--workers", type=worker_count, default=DEFAULT_WORKERS,
+                        help=f"worker processes, or auto: one per usable CPU core (default {DEFAULT_WORKERS})")
     parser.add_argument("--log-level", type=str.lower, choices=LOG_LEVELS,
                         help="default: DIGITGEN_LOG_LEVEL, else info")
     parser.add_argument("--no-access-log", action="store_true",

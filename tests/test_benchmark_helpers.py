@@ -27,3 +27,28 @@ def test_within_noise_compares_against_twice_the_plain_runs_spread():
     assert within_noise(plain, close)["vae-seed"]["test_loss"]["within"] is True
     verdict = within_noise(plain, far)["vae-seed"]["test_loss"]
     assert verdict["within"] is False and verdict["difference"] == pytest.approx(1.0)
+
+
+def test_cpu_seconds_counts_a_process_and_its_children():
+    """benchmarks.common.cpu_seconds (the workers benchmark's "cores busy"): a child that burns CPU and
+    then waits shows up in its parent's tree with the CPU it used."""
+    import subprocess
+    import sys
+
+    from benchmarks.common import cpu_seconds, process_tree
+    burn = "import sys, time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n" \
+           "print('burnt', flush=True)\nsys.stdin.read()\n"
+    parent = subprocess.Popen([sys.executable, "-c",
+                               "import subprocess, sys\n"
+                               f"child = subprocess.Popen([sys.executable, '-c', {burn!r}], stdin=subprocess.PIPE)\n"
+                               "print(child.pid, flush=True)\nchild.wait()\n"],
+                              stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    try:
+        child = int(parent.stdout.readline())
+        assert parent.stdout.readline().strip() == "burnt"  # the child has used its 0.3 s of CPU
+        assert child in process_tree(parent.pid)
+        assert cpu_seconds(parent.pid) >= 0.3 > cpu_seconds(parent.pid) - cpu_seconds(child)
+    finally:
+        for pid in process_tree(parent.pid)[::-1]:
+            subprocess.run(["kill", str(pid)], check=False)
+        parent.wait()

@@ -160,8 +160,10 @@ def make_dry_run(*targets: str) -> list[str]:
 
 def test_make_train_puts_the_weights_where_the_service_loads_them():
     commands = [c for c in make_dry_run("train") if " -m trainer train " in c]
-    assert len(commands) == 5
+    assert len(commands) == 6
     assert all(c.endswith("--weights-dir models/weights") for c in commands), commands
+    presets = [c.split("--preset ")[1].split()[0] for c in commands]
+    assert presets.index("gan-wide") < presets.index("gan")  # the teacher is trained before its student
 
 
 def test_make_bench_runs_the_serving_benchmark():
@@ -176,7 +178,7 @@ def test_make_serve_installs_the_service_only():
     assert installs == [".venv/bin/python -m pip install -q -e ."]
     assert not any("[train" in c for c in serve)
     assert any("pip install -q -e '.[train,dev]'" in c for c in test)
-    assert serve[-1].endswith("-m service --host 127.0.0.1 --port 8000")
+    assert serve[-1].endswith("-m service --host 127.0.0.1 --port 8000 --workers auto")  # both cores
 
 
 def test_every_phony_target_has_a_rule():

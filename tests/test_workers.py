@@ -43,3 +43,30 @@ def test_prepare_workers_shares_the_cores_and_sets_up_metrics(tmp_path):
     chosen = {"DIGITGEN_TORCH_THREADS": "3", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
     prepare_workers(4, chosen)
     assert chosen == {"DIGITGEN_TORCH_THREADS": "3", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+
+
+def test_usable_cores_respects_a_containers_cpu_limit(tmp_path):
+    from service.config import usable_cores
+    every = usable_cores(tmp_path / "absent")  # no cgroup file: the affinity mask
+    assert every >= 1
+    limit = tmp_path / "cpu.max"
+    limit.write_text("150000 100000\n")  # 1.5 CPUs: two cores' worth of threads, rounded up
+    assert usable_cores(limit) == min(every, 2)
+    limit.write_text("50000 100000\n")
+    assert usable_cores(limit) == 1
+    limit.write_text("max 100000\n")  # no limit
+    assert usable_cores(limit) == every
+
+
+def test_workers_flag_takes_a_count_or_auto():
+    import argparse
+
+    import pytest
+
+    from service.__main__ import worker_count
+    from service.config import usable_cores
+    assert worker_count("3") == 3
+    assert worker_count("auto") == min(usable_cores(), 4)
+    for bad in ("0", "-1", "two"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            worker_count(bad)

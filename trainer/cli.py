@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_arguments(train, "the preset's recipe on this dataset, under that dataset's name for it (--preset gan "
                               "--dataset fashion trains fashion-gan); default: the preset's own")
     train.add_argument("--weights-dir", type=Path,
-                       help="also copy the checkpoint and model card here (make train uses models/weights)")
+                       help="also copy the checkpoint and model card here (make train uses models/weights); "
+                            "a distilled preset (gan) reads its teacher from here too (default: the bundled one)")
     train.add_argument("--resume", action="store_true",
                        help="continue the run in --out from its last finished epoch (same preset and options); "
                             "every epoch saves the whole state there (resume.pt)")
@@ -83,24 +84,27 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--utility-verified", action="store_true",
                           help="score the class-conditional models' verified sequences (/dataset?verified=true: "
                                "off-class items redrawn), written under utility_verified")
+    evaluate.add_argument("--fresh-baseline", action="store_true",
+                          help="measure the utility's real-data baseline again even when the metrics file has one "
+                               "for the same dataset, n, seed and device (with --models it is otherwise kept)")
     evaluate.add_argument("--utility-only", action="store_true",
                           help="only the utility score (and its real-data baseline), nothing else")
     evaluate.add_argument("--snapshots", type=Path,
                           help="instead: evaluate every GAN snapshot in this folder (quality by epoch); "
-                               "use with --out reports/gan_epochs.json")
+                               "use with --out reports/gan-wide_epochs.json")
 
     experiment = sub.add_parser("experiment", help="short GAN experiments quoted in the report's discussion",
-                                description="pilot: a few epochs of a variant of the gan preset, raw generator "
+                                description="pilot: a few epochs of a variant of the gan-wide preset, raw generator "
                                             "scored; posthoc: sampling-time changes to a trained generator.")
     experiment.add_argument("mode", choices=["pilot", "posthoc"], metavar="{pilot,posthoc}",
                             help="pilot: train a variant briefly; posthoc: change a trained generator's sampling")
     experiment.add_argument("--name", default="pilot", help="pilot: a label for the printed row")
     experiment.add_argument("--overrides", default="{}",
-                            help='pilot: JSON changes to the gan preset, e.g. \'{"gan_loss": "bce", '
+                            help='pilot: JSON changes to the gan-wide preset, e.g. \'{"gan_loss": "bce", '
                                  '"discriminator": {"spectral_norm": false}}\'')
     experiment.add_argument("--epochs", type=int, default=3, help="pilot: epochs (default 3)")
-    experiment.add_argument("--weights", type=Path, default=BUNDLED_WEIGHTS / "gan.safetensors",
-                            help="posthoc: the generator checkpoint (default: the bundled gan)")
+    experiment.add_argument("--weights", type=Path, default=BUNDLED_WEIGHTS / "gan-wide.safetensors",
+                            help="posthoc: the generator checkpoint (default: the bundled gan-wide)")
     experiment.add_argument("--n", type=int, help="samples scored (default: 2000 for pilot, 5000 for posthoc)")
     experiment.add_argument("--seed", type=int, default=0, help="sampling seed")
     experiment.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -110,10 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--out", type=Path, help="also write the rows as JSON here")
     experiment.add_argument("--max-steps", type=int, help=argparse.SUPPRESS)  # tests: cap steps per epoch
 
-    sweep = sub.add_parser("distill-sweep", help="the gan distilled at several widths: cost per image vs FID",
-                           description="Train the gan-small recipe (gan distilled, latent for latent) at each "
+    sweep = sub.add_parser("distill-sweep", help="gan-wide distilled at several widths: cost per image vs FID",
+                           description="Train the gan recipe (gan-wide distilled, latent for latent) at each "
                                        "width in runs/distill/ and measure cost and quality next to the teacher.")
-    sweep.add_argument("--widths", default="32,48,64", help="generator widths (channels of the 7x7 map), comma-separated")
+    sweep.add_argument("--widths", default="16,24,32,48",
+                       help="generator widths (channels of the 7x7 map), comma-separated (default 16,24,32,48)")
     sweep.add_argument("--epochs", type=int, default=10, help="epochs per student (default 10)")
     sweep.add_argument("--feature", type=float, default=1.0, help="weight of the classifier-feature loss (default 1)")
     sweep.add_argument("--adversarial", type=float, default=0.0, help="weight of the adversarial loss (default 0)")
@@ -159,8 +164,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / (f"dry-run-{preset.name}" if args.dry_run else preset.name)
     print(f"training {preset.name} on {title}{' (synthetic stand-in)' if dry else ''}, {device}, "
           f"{preset.epochs} epochs -> {out}")
+    # a distilled preset's teacher: in the folder the trained models go to, else the bundled one
     card = train_preset(preset, data, device, out, args.weights_dir, max_steps, progress=not args.no_progress,
-                        resume=args.resume)
+                        resume=args.resume, teacher_dir=args.weights_dir or BUNDLED_WEIGHTS)
     print(f"done in {card['training']['seconds']} s: {card['final_losses']}")
     print(f"checkpoint {out / (preset.name + '.safetensors')}  sha256 {card['weights_sha256']}")
     return 0
@@ -181,7 +187,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                      update_cards=not args.no_card_update, digit_check_per_digit=args.digit_check)
     if args.utility_n > 0:
         run_utility(**common, n=args.utility_n, models=args.models, update_cards=not args.no_card_update,
-                    verified=args.utility_verified)
+                    verified=args.utility_verified, fresh_baseline=args.fresh_baseline)
     return 0
 
 

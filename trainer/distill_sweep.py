@@ -1,11 +1,13 @@
 """`python -m trainer distill-sweep`: what a cheaper `gan` costs and what it gives up.
 
-For each generator width, the `gan-small` recipe (the served DCGAN distilled, latent for latent) is
-trained in runs/distill/<row>/ (kept: a row already trained with the same recipe is not trained
-again, and a stopped one resumes), then measured next to the teacher:
+For each generator width, the `gan` recipe (gan-wide, the DCGAN trained as a GAN, distilled latent for
+latent) at that width and number of epochs is trained in runs/distill/<row>/ (kept: a row already
+trained with the same recipe from the same teacher is not trained again, and a stopped one
+resumes), then measured next to the teacher:
 
 - cost: microseconds per image on one thread at batch 16 (the serving batch of a busy single-PNG
-  load) and multiply-adds per image (trainer.metrics.generator_cost);
+  load) and multiply-adds per image (trainer.metrics.generator_cost), each generator as it is served
+  (the students with BatchNorm folded into their layers, the teacher as it is);
 - quality, on n samples from `trainer evaluate`'s latents: FID / IS / class shares in the bundled
   classifier's features, the share of samples whose class is the one their latent asks for, and an
   FID in a space the feature loss never saw (50 principal components of raw pixels);
@@ -25,6 +27,7 @@ import torch
 from models.checkpoint import load
 from models.datasets import dataset_named
 from models.devices import resolve_device
+from models.gan import fold_batchnorm
 from models.paths import BUNDLED_WEIGHTS
 from trainer import figures
 from trainer.common import to_unit
@@ -32,10 +35,12 @@ from trainer.data import MNIST, load_dataset
 from trainer.evaluate import class_agreement, generate_with_latents
 from trainer.metrics import PixelPCAFeatures, feature_fid, generator_cost, image_metrics
 from trainer.presets import get_preset
+from trainer.report import DISTILL_MAX_US
+from trainer.resume import STATE_FILE
 from trainer.run import train_preset
 
 
-def student_preset(width: int, epochs: int, feature: float, adversarial: float, base: str = "gan-small"):
+def student_preset(width: int, epochs: int, feature: float, adversarial: float, base: str = "gan"):
     preset = get_preset(base, epochs=epochs)
     tag = f"w{width}-f{feature:g}-a{adversarial:g}-e{epochs}"
     return dataclasses.replace(preset, name=f"distill-{tag}", distill_feature=feature,
@@ -43,17 +48,28 @@ def student_preset(width: int, epochs: int, feature: float, adversarial: float, 
                                generator=dataclasses.replace(preset.generator, hidden_dim=width))
 
 
-def trained(preset, data: MNIST, device: torch.device, runs: Path, teacher_dir: Path, max_steps: int | None):
-    """The checkpoint of `preset` in runs/<name>: trained now unless a finished one with this recipe is there."""
+def _same_run(card: dict, preset, teacher_sha: str, max_steps: int | None) -> bool:
+    """Whether a finished run's card is this preset's training: the same recipe (as JSON, where tuples
+    are lists; the class shares are the teacher's, set when training starts) from the same teacher
+    weights, whatever the teacher and the recipe were called then."""
+    def what(recipe: dict) -> dict:
+        return {k: v for k, v in recipe.items() if k not in ("name", "description", "teacher")}
+    recipe = json.loads(json.dumps({**preset.to_dict(), "generator": card["recipe"]["generator"]}))
+    return (what(card["recipe"]) == what(recipe) and card.get("distilled_from", {}).get("weights_sha256") == teacher_sha
+            and card["training"].get("steps_per_epoch_cap") == max_steps)
+
+
+def trained(preset, data: MNIST, device: torch.device, runs: Path, teacher_dir: Path, max_steps: int | None,
+            teacher_sha: str):
+    """The checkpoint of `preset` in runs/<name>: trained now unless a finished one of this run is there."""
     run_dir = runs / preset.name
     path = run_dir / f"{preset.name}.safetensors"
     if path.is_file():
         card = json.loads(path.with_suffix(".json").read_text())
-        # as JSON (tuples are lists there); the class shares are the teacher's, set when training starts
-        recipe = json.loads(json.dumps({**preset.to_dict(), "generator": card["recipe"]["generator"]}))
-        if card["recipe"] == recipe and card["training"].get("steps_per_epoch_cap") == max_steps:
+        if _same_run(card, preset, teacher_sha, max_steps):
             return load(path, device), card
-    resume = (run_dir / "resume.pt").is_file()
+        (run_dir / STATE_FILE).unlink(missing_ok=True)  # another run's state: start this one afresh
+    resume = (run_dir / STATE_FILE).is_file()
     card = train_preset(preset, data, device, run_dir, max_steps=max_steps, progress=False, resume=resume,
                         teacher_dir=teacher_dir)
     return load(path, device), card
@@ -89,24 +105,35 @@ def run_sweep(*, widths: list[int], epochs: int, feature: float, adversarial: fl
     classifier = load(Path(weights_dir) / f"{info.classifier}.safetensors", device).module
     test = to_unit(data.test_images).to(device)
     pca = PixelPCAFeatures(to_unit(data.train_images[:20_000])).to(device)
-    base = get_preset("gan-small")
-    teacher = load(Path(weights_dir) / f"{base.teacher}.safetensors", device).module
+    base = get_preset("gan")
+    loaded = load(Path(weights_dir) / f"{base.teacher}.safetensors", device)
+    teacher = loaded.module
     teacher_images, _ = generate_with_latents(teacher, n, seed, device)
     rows = [{**measure(f"{base.teacher} (teacher)", teacher, None, data, classifier, pca, test, n, seed, device,
                      cost_repeats), "hidden_dim": teacher.config.hidden_dim, "teacher": True}]
     out = Path(out)
     for width in widths:
         preset = student_preset(width, epochs, feature, adversarial)
-        student, card = trained(preset, data, device, runs, Path(weights_dir), max_steps)
-        row = measure(preset.name, student.module, teacher_images, data, classifier, pca, test, n, seed, device,
+        student, card = trained(preset, data, device, runs, Path(weights_dir), max_steps, loaded.sha256)
+        # measured as served: BatchNorm folded (runs trained before folding was part of training still are)
+        row = measure(preset.name, fold_batchnorm(student.module), teacher_images, data, classifier, pca, test, n, seed, device,
                       cost_repeats)
         rows.append({**row, "hidden_dim": width, "epochs": epochs, "distill_feature": feature,
                      "distill_adversarial": adversarial, "train_seconds": card["training"]["seconds"],
                      "train_device": card["training"]["device"]})
         write(rows, out)  # after every row: a long sweep that stops keeps what it measured
+    served = Path(weights_dir) / f"{base.name}.safetensors"
+    card = json.loads(served.with_suffix(".json").read_text()) if served.is_file() else {}
+    if card.get("distilled_from", {}).get("weights_sha256") == loaded.sha256:  # the bundled student, as served
+        generator = load(served, device).module
+        row = measure(f"{base.name} (served)", generator, teacher_images, data, classifier, pca, test, n, seed, device,
+                      cost_repeats)
+        rows.append({**row, "hidden_dim": generator.config.hidden_dim, "epochs": card["epochs"], "served": True,
+                     "train_seconds": card["training"]["seconds"], "train_device": card["training"]["device"]})
+        write(rows, out)
     all_rows = json.loads(out.read_text())["rows"]
     figures.cost_vs_fid([{**r, "label": r["name"].removeprefix("distill-")} for r in all_rows],
-                        out.with_suffix(".png"), title="gan distilled: cost per image against FID", budget_us=40)
+                        out.with_suffix(".png"), title="gan-wide distilled: cost per image against FID", budget_us=DISTILL_MAX_US)
     return rows
 
 

@@ -276,7 +276,7 @@ def run_evaluate(*, weights_dir: Path, out: Path, n: int = 10_000, models: list[
 def run_epochs_table(snapshots: Path, *, weights_dir: Path, out: Path, n: int = 10_000, seed: int = 0,
                      device: str = "auto", data_dir: Path | None = None, data: MNIST | None = None,
                      dataset: str = "mnist") -> list[dict]:
-    """FID / IS / class KL of each GAN snapshot (runs/gan/snapshots/epochNNN.safetensors), written to
+    """FID / IS / class KL of each GAN snapshot (runs/gan-wide/snapshots/epochNNN.safetensors), written to
     `out`; rows already in `out` for the same snapshot bytes and n are kept, not measured again."""
     device = resolve_device(device)
     info = dataset_named(dataset)

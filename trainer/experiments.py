@@ -1,7 +1,7 @@
 """`python -m trainer experiment {pilot,posthoc}`: the short GAN experiments quoted in the report's
 discussion, so that every figure there comes from a command.
 
-pilot    trains a variant of the `gan` preset for a few epochs (overrides as JSON, e.g.
+pilot    trains a variant of the `gan-wide` preset for a few epochs (overrides as JSON, e.g.
          '{"gan_loss": "bce", "discriminator": {"spectral_norm": false}}') and scores the raw generator
          (not the EMA copy, which after a few epochs still carries much of the initial weights).
 posthoc  scores sampling-time changes to a trained generator: BatchNorm statistics re-estimated for its
@@ -67,8 +67,10 @@ def posthoc(weights: Path, data: MNIST, classifier, n: int, seed: int) -> list[d
     generator = load(weights).module.eval()
     test = to_unit(data.test_images)
     rows = [_score("real train images (reference)", to_unit(data.train_images[:n]), test, classifier),
-            _score("as trained", _samples(generator, n, seed), test, classifier),
-            _score("BatchNorm statistics re-estimated", _samples(recalibrated(generator), n, seed), test, classifier)]
+            _score("as trained", _samples(generator, n, seed), test, classifier)]
+    if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in generator.modules()):  # not when folded
+        rows.append(_score("BatchNorm statistics re-estimated", _samples(recalibrated(generator), n, seed), test,
+                           classifier))
     for truncation in (0.9, 0.8):
         rows.append(_score(f"latents scaled by {truncation}", _samples(generator, n, seed, truncation), test,
                            classifier))
@@ -78,7 +80,7 @@ def posthoc(weights: Path, data: MNIST, classifier, n: int, seed: int) -> list[d
 def pilot(name: str, overrides: dict, epochs: int, data: MNIST, classifier, n: int, seed: int,
           device: torch.device, max_steps: int | None = None) -> dict:
     overrides = dict(overrides)
-    preset = get_preset("gan", epochs=epochs)
+    preset = get_preset("gan-wide", epochs=epochs)
     preset = dataclasses.replace(
         preset, snapshot_every=0,
         generator=dataclasses.replace(preset.generator, **overrides.pop("generator", {})),
@@ -101,7 +103,7 @@ def run_experiment(mode: str, *, weights_dir: Path, weights: Path | None = None,
                    overrides: dict | None = None, epochs: int = 3, n: int | None = None, seed: int = 0,
                    device: str = "auto", data_dir: Path = DEFAULT_DATA_DIR, out: Path | None = None,
                    max_steps: int | None = None, data: MNIST | None = None) -> list[dict]:
-    """mode "pilot": `epochs` epochs of the gan preset changed by `overrides`, its raw generator scored
+    """mode "pilot": `epochs` epochs of the gan-wide preset changed by `overrides`, its raw generator scored
     under `name`; "posthoc": sampling-time changes to the generator checkpoint `weights`. Both score n
     samples (default DEFAULT_N[mode]) with the classifier in `weights_dir`; rows also go to `out` (JSON)
     when given. max_steps caps the steps per epoch (tests)."""

@@ -81,6 +81,24 @@ def gan_loss_curves(history: dict, path: Path, title: str) -> None:
     _save(fig, path)
 
 
+def distill_loss_curves(history: dict, path: Path, title: str) -> None:
+    """A distilled generator's losses per step, on a log scale (they fall by orders of magnitude)."""
+    window = max(1, min(200, len(history["pixel"]) // 20))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key, label in (("pixel", "pixel L1 to the teacher"), ("feature", "classifier features (relative)"),
+                       ("adversarial", "adversarial")):
+        if any(history[key]):
+            y = _smooth(history[key], window)
+            ax.plot(np.arange(len(y)) + window // 2, np.abs(y), label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel(f"loss (moving average over {window} steps)")
+    ax.set_title(f"{title}: losses per step")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
 def tsne_scatter(latents: torch.Tensor, labels: torch.Tensor, path: Path, title: str, seed: int = 0,
                  class_names: tuple[str, ...] | None = None) -> None:
     """class_names: the colour bar's labels (default: the digits 0-9)."""

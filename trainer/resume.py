@@ -8,9 +8,10 @@ so far and the seconds already spent. It is one `resume.pt` per run folder, writ
 temporary file and renamed (a kill mid-write leaves the previous epoch's state), and read with
 `torch.load(weights_only=True)`: tensors, numbers, strings and containers only, no pickled code.
 A run resumes only with the recipe it was started with, which the state records, with one exception:
-a run whose learning rate is constant may be extended (`--resume --epochs N` with more epochs than it
-was started with), since then nothing done so far depended on the epoch count; a cosine schedule's
-every step did, so such a run is refused.
+a run whose learning rate is constant may be given another number of epochs, at least the ones it has
+finished (`--resume --epochs N`, e.g. to extend a finished run), since nothing done so far depended on
+the epoch count; a cosine schedule's every step did, so such a run is refused. (The sample grids of
+an extended run come at both epoch counts' milestones.)
 """
 from __future__ import annotations
 

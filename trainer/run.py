@@ -14,7 +14,7 @@ from models.checkpoint import load, save
 from models.classifier import DigitClassifier
 from models.datasets import dataset_named
 from models.paths import BUNDLED_WEIGHTS
-from models.gan import Discriminator, Generator
+from models.gan import Discriminator, Generator, fold_batchnorm
 from models.latent import interpolate
 from models.vae import VAE
 from trainer import figures
@@ -77,8 +77,10 @@ def train_preset(preset: Preset, data: MNIST, device: torch.device, out_dir: Pat
         if preset.distill_feature > 0:
             judge = load(Path(teacher_dir) / f"{dataset_named(preset.dataset).classifier}.safetensors", device).module
         module, history = train_distill(Generator(preset.generator).to(device), teacher, judge, data, preset, device,
-                                        out_dir, max_steps, progress, resume)
-        config = preset.generator
+                                        out_dir, max_steps, progress, resume, teacher_sha)
+        # served without BatchNorm layers (folded into the layers before them): built to be cheap
+        module = fold_batchnorm(module)
+        config = module.config
         final = {f"{k}_last100": v for k, v in history["final"].items()}
         distilled_from = {"model": preset.teacher, "weights_sha256": teacher_sha}
     elif preset.family == "vae":

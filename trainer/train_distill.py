@@ -11,7 +11,7 @@ The losses, weighted by the preset:
   dataset's bundled classifier, relative to the teacher's features' mean square. That is the network `trainer evaluate` measures FID in, so a run that
   uses it is also checked by measures that share nothing with it (the PCA + 5-NN judge of `digit=`
   and an FID on principal components of raw pixels: trainer/distill_sweep.py);
-- adversarial (`distill_adversarial`): the hinge loss of `gan` against a projection discriminator
+- adversarial (`distill_adversarial`): gan-wide's hinge loss against a projection discriminator
   trained on real images, for detail a regression loss alone would average away.
 """
 from __future__ import annotations
@@ -69,9 +69,10 @@ def to_unit_range(x: torch.Tensor, output: str) -> torch.Tensor:
 
 def train_distill(student: Generator, teacher: Generator, judge: DigitClassifier | None, data: MNIST,
                   preset: Preset, device: torch.device, run_dir: Path, max_steps: int | None = None,
-                  progress: bool = True, resume: bool = False) -> tuple[Generator, dict]:
+                  progress: bool = True, resume: bool = False, teacher_sha256: str = "") -> tuple[Generator, dict]:
     """Trains `student` in place to copy `teacher`; returns the generator to serve (the EMA copy when
-    ema_decay > 0) and the history. judge: the classifier for the feature loss (None when unweighted)."""
+    ema_decay > 0) and the history. judge: the classifier for the feature loss (None when unweighted);
+    teacher_sha256: the teacher's weights, part of the run's recipe (a resume from another teacher is refused)."""
     adversarial = preset.distill_adversarial > 0
     opt_g = adam(student.parameters(), preset.lr, preset.betas)
     discriminator = Discriminator(preset.discriminator).to(device) if adversarial else None
@@ -90,6 +91,7 @@ def train_distill(student: Generator, teacher: Generator, judge: DigitClassifier
                **({"discriminator": discriminator} if adversarial else {})}
     optimizers = {"student": opt_g, **({"discriminator": opt_d} if adversarial else {})}
     state = RunState(run_dir, preset, modules=modules, optimizers=optimizers, generators={"batches": g})
+    state.recipe["teacher_sha256"] = teacher_sha256
     first_epoch, history = state.resume(history) if resume else (1, history)
     zero = torch.zeros((), device=device)
     for epoch in range(first_epoch, preset.epochs + 1):
@@ -150,6 +152,7 @@ def train_distill(student: Generator, teacher: Generator, judge: DigitClassifier
                                 title=f"{preset.name}: fixed latents, epoch {epoch}")
         state.save(epoch, history)
     history["seconds"] = state.seconds()
+    figures.distill_loss_curves(history, run_dir / "loss_curves.png", title=preset.name)
     served = ema.module if ema is not None else student
     served.eval()
     history["final"] = {k: float(sum(history[k][-100:]) / max(1, len(history[k][-100:])))

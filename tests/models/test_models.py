@@ -178,3 +178,31 @@ def test_image_shape_has_one_home():
         if path.name != "shapes.py":
             text = path.read_text()
             assert "28 * 28" not in text and "IMAGE_SHAPE = " not in text and "PIXELS = " not in text, path.name
+
+
+def test_folding_batchnorm_keeps_the_generators_images():
+    """fold_batchnorm: the served form of a trained dcgan, without its BatchNorm layers, draws the same
+    images within float rounding (and checkpoints it like any generator)."""
+    import torch
+
+    from models.gan import Generator, GeneratorConfig, fold_batchnorm
+    config = GeneratorConfig(latent_dim=16, arch="dcgan", hidden_dim=16, output="tanh", num_classes=10)
+    torch.manual_seed(0)
+    generator = Generator(config)
+    generator.train()
+    with torch.no_grad():  # running statistics that are not the identity, and non-trivial affine parameters
+        for _ in range(20):
+            generator(torch.randn(64, 16) * 2 + 0.5)
+        for module in generator.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.5, 0.5)
+    generator.eval()
+    folded = fold_batchnorm(generator)
+    assert not folded.config.batchnorm
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    z = torch.randn(256, 16)
+    with torch.no_grad():
+        assert torch.allclose(folded.generate(z), generator.generate(z), atol=1e-5)
+        assert torch.equal(folded.latent_classes(z), generator.latent_classes(z))
+    assert fold_batchnorm(folded) is folded  # nothing left to fold

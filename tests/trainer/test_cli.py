@@ -27,6 +27,8 @@ def test_help_explains_every_flag():
 
 
 @pytest.mark.parametrize("preset, figures", [
+    ("gan-wide", ["loss_curves.png", "samples_epoch001.png", "samples_epoch002.png", "interpolation.png",
+                  "digits.png"]),
     ("gan", ["loss_curves.png", "samples_epoch001.png", "samples_epoch002.png", "interpolation.png",
              "digits.png"]),
     ("vae-seed", ["loss_curves.png", "reconstructions_epoch001.png", "reconstructions_epoch002.png",
@@ -47,7 +49,7 @@ def test_dry_run_writes_a_loadable_checkpoint_and_figures(tmp_path, preset, figu
     assert ckpt.card["name"] == preset
     history = json.loads((tmp_path / "history.json").read_text())
     assert history
-    if preset == "gan":  # class-conditional: the checkpoint carries the training labels' class shares
+    if preset.startswith("gan"):  # class-conditional: the checkpoint carries the training labels' class shares
         prior = ckpt.module.config.class_prior
         assert ckpt.module.num_classes == 10 and len(prior) == 10 and abs(sum(prior) - 1) < 1e-9
 
@@ -80,7 +82,7 @@ def test_bundled_weights_have_one_definition():
     parser = build_parser()
     assert parser.parse_args(["evaluate"]).weights_dir == BUNDLED_WEIGHTS
     assert parser.parse_args(["report"]).weights_dir == BUNDLED_WEIGHTS
-    assert parser.parse_args(["experiment", "posthoc"]).weights == BUNDLED_WEIGHTS / "gan.safetensors"
+    assert parser.parse_args(["experiment", "posthoc"]).weights == BUNDLED_WEIGHTS / "gan-wide.safetensors"
     assert "BUNDLED_WEIGHTS =" not in (ROOT / "trainer" / "cli.py").read_text()
 
 
@@ -125,7 +127,7 @@ def test_cli_passes_its_flags_to_the_library_functions(monkeypatch, tmp_path):
                                      update_cards=False, digit_check_per_digit=0)
     assert calls.pop("utility") == dict(weights_dir=BUNDLED_WEIGHTS, out=tmp_path / "m.json", seed=0, device="cpu",
                                         data_dir=None, dataset="mnist", n=60000, models=["gan"], update_cards=False,
-                                        verified=False)
+                                        verified=False, fresh_baseline=False)
     calls.clear()
     assert cli.main(["evaluate", "--utility-only", "--utility-n", "600", "--utility-verified"]) == 0
     assert "evaluate" not in calls and calls.pop("utility")["verified"] is True
@@ -140,6 +142,6 @@ def test_cli_passes_its_flags_to_the_library_functions(monkeypatch, tmp_path):
                                               seed=0, device="auto", data_dir=None, dataset="mnist"))
     assert cli.main(["experiment", "pilot", "--overrides", '{"gan_loss": "bce"}', "--name", "bce"]) == 0
     assert calls["experiment"] == ("pilot", dict(
-        weights_dir=BUNDLED_WEIGHTS, weights=BUNDLED_WEIGHTS / "gan.safetensors", name="bce",
+        weights_dir=BUNDLED_WEIGHTS, weights=BUNDLED_WEIGHTS / "gan-wide.safetensors", name="bce",
         overrides={"gan_loss": "bce"}, epochs=3, n=None, seed=0, device="auto", data_dir=Path("data/mnist"),
         out=None, max_steps=None))

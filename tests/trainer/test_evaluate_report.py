@@ -161,7 +161,7 @@ def test_report_without_run_folders_keeps_the_committed_figures(tmp_path):
     path = write_report(reports / "metrics.json", tmp_path / "no-runs", BUNDLED, reports)
     assert path.read_bytes() == committed
     assert "No figures" not in path.read_text()
-    for preset in ("vae-seed", "gan-seed", "vae", "gan"):
+    for preset in ("vae-seed", "gan-seed", "vae", "gan-wide", "gan"):
         assert f"](figures/{preset}/loss_curves.png)" in path.read_text()
     # a run folder without figures (say, a crashed run) does not wipe them either
     (tmp_path / "empty-runs" / "gan").mkdir(parents=True)

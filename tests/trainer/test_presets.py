@@ -2,7 +2,7 @@
 import pytest
 
 from models.datasets import DATASETS
-from trainer.presets import FASHION_OF, PRESETS, get_preset
+from trainer.presets import FASHION_EPOCHS, FASHION_OF, FASHION_RECIPE, PRESETS, get_preset
 
 
 def test_every_preset_names_a_known_dataset():
@@ -12,9 +12,9 @@ def test_every_preset_names_a_known_dataset():
 
 @pytest.mark.parametrize("name", FASHION_OF)
 def test_a_fashion_preset_is_its_mnist_recipe_on_fashion(name):
-    mnist, fashion = PRESETS[name].to_dict(), PRESETS[f"fashion-{name}"].to_dict()
+    mnist, fashion = PRESETS[FASHION_RECIPE.get(name, name)].to_dict(), PRESETS[f"fashion-{name}"].to_dict()
     changed = {k for k in mnist if mnist[k] != fashion[k]}
-    expected = {"name", "dataset", "description"} | ({"epochs"} if name == "classifier" else set())
+    expected = {"name", "dataset", "description"} | ({"epochs"} if name in FASHION_EPOCHS else set())
     assert changed == expected
     assert fashion["description"].startswith("On Fashion-MNIST: ")
 
@@ -25,10 +25,13 @@ def test_another_dataset_gives_that_datasets_preset_of_the_recipe():
     twin = get_preset("gan-bce", dataset="fashion")  # no bundled twin: made on the spot
     assert (twin.name, twin.dataset, twin.gan_loss) == ("fashion-gan-bce", "fashion", "bce")
     assert get_preset("gan", dataset="mnist").name == "gan"
+    # fashion-gan is gan-wide's recipe, both ways
+    assert get_preset("gan-wide", dataset="fashion").to_dict() == PRESETS["fashion-gan"].to_dict()
+    assert get_preset("fashion-gan", dataset="mnist").to_dict() == PRESETS["gan-wide"].to_dict()
 
 
 def test_overrides_do_not_leak_into_the_presets():
     preset = get_preset("fashion-gan", epochs=1)
     assert (preset.dataset, preset.epochs) == ("fashion", 1)
-    assert (PRESETS["fashion-gan"].dataset, PRESETS["fashion-gan"].epochs) == ("fashion", 35)
+    assert (PRESETS["fashion-gan"].dataset, PRESETS["fashion-gan"].epochs) == ("fashion", 70)
     assert preset.generator is not PRESETS["fashion-gan"].generator  # a deep copy

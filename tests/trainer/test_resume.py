@@ -13,9 +13,10 @@ from trainer.presets import get_preset
 from trainer.resume import STATE_FILE, ResumeError
 from trainer.run import train_preset
 
-# a class-conditional GAN with EMA, a cosine-scheduled binarised VAE, a shifted classifier: every
-# kind of state the loops keep (two optimisers, EMA buffers, schedulers, the batch/noise generator)
-PRESETS = ["gan", "vae", "classifier"]
+# a class-conditional GAN with EMA, its distilled copy, a cosine-scheduled binarised VAE, a shifted
+# classifier: every kind of state the loops keep (two optimisers, EMA buffers, schedulers, the
+# batch/noise generator)
+PRESETS = ["gan-wide", "gan", "vae", "classifier"]
 
 
 class Stop(Exception):
@@ -83,18 +84,18 @@ def test_a_cosine_run_is_not_extended(tmp_path):
 def test_a_constant_rate_run_extended_equals_the_longer_run(tmp_path):
     """`--resume --epochs N` past the end of a finished constant-rate run: the same as running N straight."""
     data = synthetic_mnist(n_train=96, n_test=40)
-    straight = train_preset(get_preset("gan", epochs=3, batch_size=32), data, torch.device("cpu"),
+    straight = train_preset(get_preset("gan-wide", epochs=3, batch_size=32), data, torch.device("cpu"),
                             tmp_path / "straight", max_steps=3, progress=False)
-    train_preset(get_preset("gan", epochs=2, batch_size=32), data, torch.device("cpu"), tmp_path / "extended",
+    train_preset(get_preset("gan-wide", epochs=2, batch_size=32), data, torch.device("cpu"), tmp_path / "extended",
                  max_steps=3, progress=False)
-    extended = train_preset(get_preset("gan", epochs=3, batch_size=32), data, torch.device("cpu"),
+    extended = train_preset(get_preset("gan-wide", epochs=3, batch_size=32), data, torch.device("cpu"),
                             tmp_path / "extended", max_steps=3, progress=False, resume=True)
     assert extended["weights_sha256"] == straight["weights_sha256"]
     assert extended["recipe"]["epochs"] == 3
     assert [(s["from_epoch"], s["to_epoch"]) for s in extended["training"]["segments"]] == [(1, 2), (3, 3)]
     # fewer epochs than already run is not an extension
     with pytest.raises(ResumeError, match="differs in: epochs"):
-        train_preset(get_preset("gan", epochs=2, batch_size=32), data, torch.device("cpu"), tmp_path / "extended",
+        train_preset(get_preset("gan-wide", epochs=2, batch_size=32), data, torch.device("cpu"), tmp_path / "extended",
                      max_steps=3, progress=False, resume=True)
 
 

@@ -59,7 +59,7 @@ def test_training_loop_equals_the_plain_loop_bit_for_bit(name):
 
 
 def test_class_conditional_training_runs_and_learns_the_label_mix():
-    preset = get_preset("gan", epochs=1, batch_size=32, snapshot_every=0)
+    preset = get_preset("gan-wide", epochs=1, batch_size=32, snapshot_every=0)
     preset.generator.hidden_dim, preset.discriminator.hidden_dim = 16, 8
     preset.generator.num_classes = preset.discriminator.num_classes = 10
     data = synthetic_mnist(n_train=256, n_test=64)
@@ -80,7 +80,7 @@ def test_class_conditional_training_runs_and_learns_the_label_mix():
 
 
 def test_conditional_generator_needs_a_conditional_discriminator():
-    preset = get_preset("gan", epochs=1, batch_size=32, snapshot_every=0)
+    preset = get_preset("gan-wide", epochs=1, batch_size=32, snapshot_every=0)
     preset.generator.hidden_dim, preset.discriminator.hidden_dim = 16, 8
     preset.generator.num_classes, preset.discriminator.num_classes = 10, 0
     data = synthetic_mnist(n_train=64, n_test=16)

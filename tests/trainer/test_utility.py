@@ -121,3 +121,29 @@ def test_the_verified_score_trains_on_the_verified_sequence(tmp_path, monkeypatc
     assert "utility_verified" in json.loads(out.read_text())
     metrics = json.loads((weights / "gan.json").read_text())["metrics"]
     assert metrics["utility_cas_verified"] == 0.9 and "utility_cas" not in metrics
+
+
+def test_a_run_for_named_models_keeps_the_real_baseline_measured_the_same_way(tmp_path, monkeypatch):
+    """The real-data baseline does not depend on the models: a later run for some models reuses it
+    (same dataset, n, seed, device), a run with other settings or fresh_baseline=True measures it."""
+    weights = _weights(tmp_path)
+    calls = []
+
+    def fake_train(images, labels, data, *, seed, device, progress=False, recipe="classifier"):
+        calls.append(len(images))
+        return 0.5 + 0.01 * len(calls)
+
+    monkeypatch.setattr(utility, "test_accuracy_when_trained_on", fake_train)
+    data = synthetic_mnist(n_train=300, n_test=50)
+    out = tmp_path / "metrics.json"
+    first = utility.run_utility(weights_dir=weights, out=out, n=200, seed=3, device="cpu", data=data, progress=False)
+    assert len(calls) == 3  # real, gan, gan-seed
+    again = utility.run_utility(weights_dir=weights, out=out, models=["gan"], n=200, seed=3, device="cpu", data=data,
+                                progress=False, verified=True)
+    assert len(calls) == 4 and again["real"] == first["real"]  # only the verified gan was trained
+    other_seed = utility.run_utility(weights_dir=weights, out=out, models=["gan"], n=200, seed=4, device="cpu",
+                                     data=data, progress=False)
+    assert len(calls) == 6 and other_seed["real"] != first["real"]
+    utility.run_utility(weights_dir=weights, out=out, models=["gan"], n=200, seed=4, device="cpu", data=data,
+                        progress=False, fresh_baseline=True)
+    assert len(calls) == 8
