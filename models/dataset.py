@@ -16,7 +16,7 @@ an item the classifier does not see as the class asked for is drawn again, from 
 later rounds (round r of a block has its own seeded stream, and item i takes its i-th latent from
 it), until the classifier agrees or VERIFY_ROUNDS rounds are spent. An item the classifier agrees
 with in round 0 is the plain sequence's item, byte for byte; the redraws of a chunk depend only on
-that chunk, so slices stay exact. What it buys: no off-class items (about 1.5 % of gan's), which
+that chunk, so slices stay exact. What it buys: no off-class items (about 1.4 % of gan's), which
 is label noise to a model trained on the set; what it costs: a classifier pass per item.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ BLOCK = 1024  # items per independently seeded block
 ALL_DIGITS = tuple(range(10))
 VERIFY_ROUNDS = 8
 """Draws per item in a verified sequence, the first included; an item still off-class after them
-(for gan's ~1.5 % off-class rate, about one in 10^14) is kept as last drawn."""
+(for gan's ~1.4 % off-class rate, about one in 10^15) is kept as last drawn."""
 
 
 def label_source(module: nn.Module) -> str:

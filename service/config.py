@@ -53,8 +53,8 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(5 * 1024 * 1024, ge=1024, description="largest upload or request body")
     max_image_pixels: int = Field(25_000_000, ge=784, description="largest decoded image (width x height)")
     digit_max_rounds: int = Field(8, ge=1, le=100, description="rejection-sampling rounds for digit=")
-    # 0.999, not 0.9: at 0.9 only 82 % of gan's digit= samples were the digit by an independent
-    # judge, at 0.999 95 % (trainer evaluate's digit check); the cost is more rejected candidates
+    # 0.999, not 0.9: at 0.9 only 82 % of the 128-channel DCGAN's (gan-wide's) digit= samples were the
+    # digit by an independent judge, at 0.999 95 % (trainer evaluate's digit check); the cost is more rejected candidates
     digit_min_confidence: float | None = Field(None, ge=0, le=1, description="classifier confidence a digit=/label= "
                                                "sample needs (default: its dataset's, MNIST 0.999, Fashion-MNIST 0.9)")
     api_key: SecretStr | None = Field(None, description="when set, Bearer key required (not on /healthz, /readyz)")

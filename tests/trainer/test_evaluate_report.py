@@ -19,7 +19,7 @@ def evaluate_kwargs(tmp_path, weights, **overrides):
 
 
 def epochs_kwargs(tmp_path, weights, **overrides):
-    values = dict(device="cpu", weights_dir=weights, n=200, seed=0, out=tmp_path / "reports" / "gan_epochs.json")
+    values = dict(device="cpu", weights_dir=weights, n=200, seed=0, out=tmp_path / "reports" / "gan-wide_epochs.json")
     values.update(overrides)
     return values
 
