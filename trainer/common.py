@@ -7,6 +7,8 @@ from collections.abc import Iterable, Iterator
 import torch
 from tqdm import tqdm
 
+from trainer import figures
+
 
 def batch_indices(n: int, batch_size: int, generator: torch.Generator, device: torch.device,
                   max_steps: int | None = None) -> Iterator[torch.Tensor]:
@@ -62,3 +64,16 @@ def epoch_batches(n: int, batch_size: int, generator: torch.Generator, device: t
     return tqdm(batch_indices(n, batch_size, generator, device, max_steps),
                 total=steps_per_epoch(n, batch_size, max_steps), desc=f"{name} epoch {epoch}/{epochs}",
                 disable=not progress, leave=False)
+
+
+def write_epoch_samples(generator, fixed_z: torch.Tensor, path, title: str) -> None:
+    """The sample grid of a milestone epoch: the generator in eval mode on the run's fixed latents."""
+    generator.eval()
+    with torch.no_grad():
+        samples = generator.generate(fixed_z)
+    figures.sample_grid(samples, path, title=title)
+
+
+def last_steps_mean(history: dict, keys: tuple[str, ...], steps: int = 100) -> dict[str, float]:
+    """Each loss's mean over the run's last `steps` steps (the card's final losses)."""
+    return {k: float(sum(history[k][-steps:]) / max(1, len(history[k][-steps:]))) for k in keys}

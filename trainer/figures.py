@@ -67,36 +67,35 @@ def _smooth(values: list[float], window: int) -> np.ndarray:
     return np.convolve(v, np.ones(window) / window, mode="valid")
 
 
-def gan_loss_curves(history: dict, path: Path, title: str) -> None:
-    window = max(1, min(200, len(history["g"]) // 20))
+def _loss_curves(history: dict, series: tuple[tuple[str, str], ...], path: Path, title: str,
+                 log: bool = False) -> None:
+    """Losses per step, each a moving average; log: on a log scale, leaving out series that are all zero."""
+    window = max(1, min(200, len(history[series[0][0]]) // 20))
     fig, ax = plt.subplots(figsize=(7, 4))
-    for key, label in (("d_real", "D loss on real"), ("d_fake", "D loss on fake"), ("g", "G loss")):
+    for key, label in series:
+        if log and not any(history[key]):
+            continue
         y = _smooth(history[key], window)
-        ax.plot(np.arange(len(y)) + window // 2, y, label=label)
+        ax.plot(np.arange(len(y)) + window // 2, np.abs(y) if log else y, label=label)
+    if log:
+        ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel(f"loss (moving average over {window} steps)")
     ax.set_title(f"{title}: losses per step")
     ax.legend()
     ax.grid(alpha=0.3)
     _save(fig, path)
+
+
+def gan_loss_curves(history: dict, path: Path, title: str) -> None:
+    _loss_curves(history, (("d_real", "D loss on real"), ("d_fake", "D loss on fake"), ("g", "G loss")), path,
+                 title)
 
 
 def distill_loss_curves(history: dict, path: Path, title: str) -> None:
     """A distilled generator's losses per step, on a log scale (they fall by orders of magnitude)."""
-    window = max(1, min(200, len(history["pixel"]) // 20))
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for key, label in (("pixel", "pixel L1 to the teacher"), ("feature", "classifier features (relative)"),
-                       ("adversarial", "adversarial")):
-        if any(history[key]):
-            y = _smooth(history[key], window)
-            ax.plot(np.arange(len(y)) + window // 2, np.abs(y), label=label)
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel(f"loss (moving average over {window} steps)")
-    ax.set_title(f"{title}: losses per step")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    _save(fig, path)
+    _loss_curves(history, (("pixel", "pixel L1 to the teacher"), ("feature", "classifier features (relative)"),
+                           ("adversarial", "adversarial")), path, title, log=True)
 
 
 def tsne_scatter(latents: torch.Tensor, labels: torch.Tensor, path: Path, title: str, seed: int = 0,

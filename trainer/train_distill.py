@@ -28,7 +28,8 @@ from models.checkpoint import load
 from models.classifier import DigitClassifier
 from models.gan import Discriminator, Generator
 from trainer import figures
-from trainer.common import adam, epoch_batches, milestone_epochs, seeded_generator, to_unit
+from trainer.common import (adam, epoch_batches, last_steps_mean, milestone_epochs, seeded_generator, to_unit,
+                            write_epoch_samples)
 from trainer.data import MNIST
 from trainer.presets import Preset
 from trainer.resume import RunState
@@ -144,17 +145,12 @@ def train_distill(student: Generator, teacher: Generator, judge: DigitClassifier
             tqdm.write(f"{preset.name} epoch {epoch}: pixel L1 {mean[0]:.4f}  feature {mean[1]:.4f}  "
                        f"adversarial {mean[2]:.3f}")
         if epoch in milestones:
-            served = ema.module if ema is not None else student
-            served.eval()
-            with torch.no_grad():
-                samples = served.generate(fixed_z)
-            figures.sample_grid(samples, run_dir / f"samples_epoch{epoch:03d}.png",
-                                title=f"{preset.name}: fixed latents, epoch {epoch}")
+            write_epoch_samples(ema.module if ema is not None else student, fixed_z,
+                                run_dir / f"samples_epoch{epoch:03d}.png", f"{preset.name}: fixed latents, epoch {epoch}")
         state.save(epoch, history)
     history["seconds"] = state.seconds()
     figures.distill_loss_curves(history, run_dir / "loss_curves.png", title=preset.name)
     served = ema.module if ema is not None else student
     served.eval()
-    history["final"] = {k: float(sum(history[k][-100:]) / max(1, len(history[k][-100:])))
-                        for k in ("pixel", "feature", "adversarial")}
+    history["final"] = last_steps_mean(history, ("pixel", "feature", "adversarial"))
     return served, history

@@ -13,7 +13,8 @@ from tqdm import tqdm
 from models.checkpoint import save
 from models.gan import Discriminator, Generator
 from trainer import figures
-from trainer.common import adam, epoch_batches, milestone_epochs, seeded_generator, to_unit
+from trainer.common import (adam, epoch_batches, last_steps_mean, milestone_epochs, seeded_generator, to_unit,
+                            write_epoch_samples)
 from trainer.data import MNIST
 from trainer.presets import Preset
 from trainer.resume import RunState
@@ -118,17 +119,12 @@ def train_gan(generator: Generator, discriminator: Discriminator, data: MNIST, p
             served = ema.module if ema is not None else generator
             save(served, served.config, None, run_dir / "snapshots" / f"epoch{epoch:03d}.safetensors")
         if epoch in milestones:
-            served = ema.module if ema is not None else generator
-            served.eval()
-            with torch.no_grad():
-                samples = served.generate(fixed_z)
-            figures.sample_grid(samples, run_dir / f"samples_epoch{epoch:03d}.png",
-                                title=f"{preset.name}: fixed latents, epoch {epoch}")
+            write_epoch_samples(ema.module if ema is not None else generator, fixed_z,
+                                run_dir / f"samples_epoch{epoch:03d}.png", f"{preset.name}: fixed latents, epoch {epoch}")
         state.save(epoch, history)
     history["seconds"] = state.seconds()
     figures.gan_loss_curves(history, run_dir / "loss_curves.png", title=preset.name)
     served = ema.module if ema is not None else generator
     served.eval()
-    history["final"] = {k: float(sum(history[k][-100:]) / max(1, len(history[k][-100:])))
-                        for k in ("d_real", "d_fake", "g")}
+    history["final"] = last_steps_mean(history, ("d_real", "d_fake", "g"))
     return served, history
