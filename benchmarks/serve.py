@@ -1,10 +1,12 @@
 """Serving benchmark: the real service vs a bare FastAPI ceiling, same uvicorn, same load generator.
 
     apt-get update && apt-get install -y wrk      # the load generator
-    .venv/bin/python -m benchmarks.serve [--seconds 10] [--connections 1 16 64]
+    .venv/bin/python -m benchmarks.serve [--seconds 10] [--connections 1 16 64] [--workers 2] [--only gan]
 
-Writes benchmarks/results/serve-<date>.json and prints a table. wrk runs with one thread, so on a
-2-core machine one core generates load and the other serves.
+Writes benchmarks/results/serve-<date>.json (serve-w<N>-<date>.json with --workers N > 1) and prints a
+table. wrk runs with one thread, so on a 2-core machine it shares the cores with the server. With
+--workers N the ceiling app runs N uvicorn workers too, so each ratio compares like with like; --only
+keeps the scenarios whose name contains the text (the ceiling always runs).
 """
 from __future__ import annotations
 
@@ -47,19 +49,21 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--device", default=os.environ.get("DIGITGEN_DEVICE", "cpu"))
+    parser.add_argument("--workers", type=int, default=1, help="worker processes of the service and the ceiling app")
+    parser.add_argument("--only", help="run only the scenarios whose name contains this text (and the ceiling)")
     args = parser.parse_args()
 
     import httpx
-    flags = ["--no-access-log", "--log-level", "warning"]
+    flags = ["--no-access-log", "--log-level", "warning", "--workers", str(args.workers)]
+    scenarios = [s for s in SCENARIOS if s[1] == "ceiling" or not args.only or args.only in s[0]]
     results = []
-    with server(["-m", "uvicorn", "benchmarks.ceiling_app:app", "--no-access-log", "--log-level", "warning"],
-                ready_path="/sample") as (ceiling_base, _, _), \
+    with server(["-m", "uvicorn", "benchmarks.ceiling_app:app", *flags], ready_path="/sample") as (ceiling_base, _, _), \
             server(["-m", "service", *flags], env={"DIGITGEN_DEVICE": args.device}) as (service_base, _, startup_s), \
             server(["-m", "service", *flags], env={"DIGITGEN_DEVICE": args.device, "DIGITGEN_FAST_PATH": "false"}) \
             as (route_base, _, _):
         upload = httpx.get(f"{service_base}/sample?model=vae&seed=1").content
         scripts = {"reconstruct": lua_post_png(upload)}
-        for name, target, path, script, images in SCENARIOS:
+        for name, target, path, script, images in scenarios:
             base = {"ceiling": ceiling_base, "service": service_base, "route": route_base}[target]
             for c in args.connections:
                 for busy in (service_base, route_base):
@@ -72,7 +76,8 @@ def main() -> None:
     ceiling = {r["connections"]: r["requests_per_s"] for r in results if r["scenario"].startswith("ceiling")}
     for r in results:
         r["ratio_to_ceiling"] = r["requests_per_s"] / ceiling[r["connections"]]
-    path = write_result("serve", {"device": args.device, "seconds_per_run": args.seconds,
+    kind = "serve" if args.workers == 1 else f"serve-w{args.workers}"
+    path = write_result(kind, {"device": args.device, "workers": args.workers, "seconds_per_run": args.seconds,
                                   "service_start_to_ready_s": startup_s, "results": results})
     print()
     print("| scenario | conns | req/s | images/s | p50 ms | p99 ms | × ceiling |")

@@ -206,3 +206,20 @@ def test_folding_batchnorm_keeps_the_generators_images():
         assert torch.allclose(folded.generate(z), generator.generate(z), atol=1e-5)
         assert torch.equal(folded.latent_classes(z), generator.latent_classes(z))
     assert fold_batchnorm(folded) is folded  # nothing left to fold
+
+
+@pytest.mark.parametrize("output", ["tanh", "sigmoid", "linear"])
+def test_generate_is_the_forward_pass_mapped_to_unit_range(output):
+    """generate takes shortcuts (sigmoid(2x) for (tanh(x) + 1) / 2, in-place activations): the same
+    pixels as the plain formula, within float rounding, and never outside [0, 1]."""
+    torch.manual_seed(0)
+    generator = Generator(GeneratorConfig(latent_dim=8, arch="dcgan", hidden_dim=16, output=output,
+                                          num_classes=10)).eval()
+    z = 3 * torch.randn(64, 8)
+    with torch.no_grad():
+        x = generator(z)
+        plain = ((x + 1) / 2 if output == "tanh" else x).clamp(0, 1)
+        served = generator.generate(z)
+    assert served.shape == (64, 1, 28, 28)
+    assert torch.allclose(served, plain, atol=1e-6)
+    assert served.min() >= 0 and served.max() <= 1
