@@ -26,7 +26,7 @@ import hashlib
 import torch
 from torch import nn
 
-from models.sampling import classify_u8, generate_u8, is_conditional
+from models.sampling import classify_u8, generate_u8, is_conditional, prior_draws
 
 BLOCK = 1024  # items per independently seeded block
 ALL_DIGITS = tuple(range(10))
@@ -61,7 +61,7 @@ def block_latents(module: nn.Module, seed: int, block: int, digits: tuple[int, .
     if is_conditional(module):
         labels = block_labels(block, digits)
         return module.latents_for_classes(labels, generator=g), labels
-    return torch.randn(BLOCK, module.latent_dim, generator=g), None
+    return prior_draws(module, torch.randn(BLOCK, module.latent_dim, generator=g)), None
 
 
 def blocks(offset: int, n: int):

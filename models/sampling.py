@@ -33,6 +33,19 @@ def latents_for_seed(seed: int, n: int, latent_dim: int) -> torch.Tensor:
     return torch.randn(n, latent_dim, generator=g)
 
 
+def prior_draws(module: nn.Module, noise: torch.Tensor) -> torch.Tensor:
+    """N(0, I) noise (n, latent_dim) -> the model's latents for it, on the noise's device: the noise
+    itself for a model with a standard normal prior (every GAN here, a plain VAE), a draw from the
+    learned prior for a VAE with one (models/vae.py: VAE.prior_latents)."""
+    draw = getattr(module, "prior_latents", None)
+    return noise if draw is None else draw(noise).to(noise.device)
+
+
+def seed_latents(module: nn.Module, seed: int, n: int) -> torch.Tensor:
+    """The n latents a seed stands for with this model: prior_draws of latents_for_seed."""
+    return prior_draws(module, latents_for_seed(seed, n, module.latent_dim))
+
+
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """(N, 1, 28, 28) float in [0, 1] -> uint8 on the CPU: round(255 x), clamped to [0, 255]."""
     return images.mul(255).round_().clamp_(0, 255).to(device="cpu", dtype=torch.uint8)
@@ -84,7 +97,7 @@ def sample_digit(generator_module: nn.Module, classifier_module: nn.Module, digi
         if conditional:
             z = generator_module.latents_for_classes(torch.full((candidates,), digit), generator=g)
         else:
-            z = torch.randn(candidates, generator_module.latent_dim, generator=g)
+            z = prior_draws(generator_module, torch.randn(candidates, generator_module.latent_dim, generator=g))
         images = generate_u8(generator_module, z, device=device, chunk=chunk)
         digits, confidence = classify_u8(classifier_module, images,
                                          device=device if classifier_device is None else classifier_device)

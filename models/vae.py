@@ -1,11 +1,19 @@
-"""Variational auto-encoder (Kingma & Welling, 2014) with MLP encoder and decoder.
+"""Variational auto-encoders (Kingma & Welling, 2014): MLP or convolutional encoder and decoder, with
+a standard normal prior or a VampPrior (Tomczak & Welling, 2018).
 
 The course report's network is `VAEConfig()` with its defaults:
 encoder Linear(784,300)-ReLU-Linear(300,32) -> (mu, logvar) of a 16-d latent,
 decoder Linear(16,300)-ReLU-Linear(300,784)-Sigmoid.
+
+Latents live in one space for every caller: /encode returns q(z|x)'s mean and log-variance there and
+/decode, /reconstruct and /interpolate decode points of it. What a seed stands for is a draw from the
+model's prior in that space (`prior_latents`): plain N(0, I) noise for the standard prior, and for a
+VampPrior a draw from its mixture, picked by the noise itself, so a seed is still just N(0, I) noise.
 """
 from __future__ import annotations
 
+import copy
+import math
 from dataclasses import dataclass
 
 import torch
@@ -14,26 +22,41 @@ from torch import nn
 
 from models.shapes import IMAGE_SHAPE, PIXELS
 
+LOG_2PI = math.log(2 * math.pi)
+
 
 @dataclass
 class VAEConfig:
     latent_dim: int = 16
-    hidden_dims: tuple[int, ...] = (300,)  # encoder widths; the decoder mirrors them
+    hidden_dims: tuple[int, ...] = (300,)  # MLP widths of the encoder; the decoder mirrors them
     activation: str = "relu"  # relu | leaky_relu
+    # mlp: hidden_dims only. conv: encoder Conv(1,c,4,2)-Conv(c,2c,4,2) (28 -> 14 -> 7) before its MLP;
+    # decoder MLP to a 2c x 7 x 7 map, then ConvT(2c,c,4,2)-ConvT(c,1,4,2) (7 -> 14 -> 28) to logits
+    encoder: str = "mlp"  # mlp | conv
+    decoder: str = "mlp"  # mlp | conv
+    channels: int = 32  # conv: c above
+    prior: str = "normal"  # normal | vamp
+    pseudo_inputs: int = 0  # vamp: the mixture's K learned pseudo-inputs, p(z) = mean_k q(z | u_k)
 
 
 def _activation(name: str) -> nn.Module:
     return {"relu": nn.ReLU(), "leaky_relu": nn.LeakyReLU(0.2)}[name]
 
 
-def _mlp(widths: list[int], activation: str) -> nn.Sequential:
-    """Linear layers between consecutive widths, with an activation after all but the last."""
+def _mlp(widths: list[int], activation: str, last_activation: bool = False) -> nn.Sequential:
+    """Linear layers between consecutive widths, with an activation after all but the last (and after
+    the last too with last_activation)."""
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
         layers.append(nn.Linear(a, b))
-        if i < len(widths) - 2:
+        if i < len(widths) - 2 or last_activation:
             layers.append(_activation(activation))
     return nn.Sequential(*layers)
+
+
+def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(z; mu, diag(exp(logvar))) summed over the last dimension (broadcasting)."""
+    return -0.5 * ((z - mu) ** 2 * torch.exp(-logvar) + logvar + LOG_2PI).sum(-1)
 
 
 class VAE(nn.Module):
@@ -41,8 +64,40 @@ class VAE(nn.Module):
         super().__init__()
         self.config = config
         hidden = list(config.hidden_dims)
-        self.encoder = _mlp([PIXELS, *hidden, 2 * config.latent_dim], config.activation)
-        self.decoder = _mlp([config.latent_dim, *reversed(hidden), PIXELS], config.activation)
+        c, act = config.channels, config.activation
+        if config.encoder == "mlp":
+            self.encoder = _mlp([PIXELS, *hidden, 2 * config.latent_dim], act)
+        elif config.encoder == "conv":
+            self.encoder = nn.Sequential(
+                nn.Unflatten(1, IMAGE_SHAPE),
+                nn.Conv2d(1, c, 4, 2, 1), _activation(act),  # 28 -> 14
+                nn.Conv2d(c, 2 * c, 4, 2, 1), _activation(act),  # 14 -> 7
+                nn.Flatten(),
+                _mlp([2 * c * 49, *hidden, 2 * config.latent_dim], act),
+            )
+        else:
+            raise ValueError(f"unknown VAE encoder {config.encoder!r}")
+        if config.decoder == "mlp":
+            self.decoder = _mlp([config.latent_dim, *reversed(hidden), PIXELS], act)
+        elif config.decoder == "conv":
+            from models.gan import ToImage  # the fast one-channel transposed convolution on the CPU
+            self.decoder = nn.Sequential(
+                _mlp([config.latent_dim, *reversed(hidden), 2 * c * 49], act, last_activation=True),
+                nn.Unflatten(1, (2 * c, 7, 7)),
+                nn.ConvTranspose2d(2 * c, c, 4, 2, 1), _activation(act),  # 7 -> 14
+                ToImage(c, 1, 4, 2, 1),  # 14 -> 28
+                nn.Flatten(),
+            )
+        else:
+            raise ValueError(f"unknown VAE decoder {config.decoder!r}")
+        if config.prior == "vamp":
+            if config.pseudo_inputs < 1:
+                raise ValueError("a VampPrior needs pseudo_inputs >= 1")
+            # the paper's initialisation: near mid-grey, kept in [0, 1] by a hard tanh when used
+            self.pseudo_inputs = nn.Parameter(0.5 + 0.01 * torch.randn(config.pseudo_inputs, PIXELS))
+        elif config.prior != "normal":
+            raise ValueError(f"unknown VAE prior {config.prior!r}")
+        self._cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}  # the prior's mixture, by weights version
 
     @property
     def latent_dim(self) -> int:
@@ -75,9 +130,91 @@ class VAE(nn.Module):
         z = self.reparameterize(mu, logvar)
         return self.decode_logits(z), mu, logvar
 
+    # --- the prior -----------------------------------------------------------------------------
+    def _weights_version(self) -> tuple[int, ...]:
+        # every in-place change of a parameter (an optimiser step, a load) bumps its version
+        return tuple(p._version for p in (self.pseudo_inputs, *self.encoder.parameters()))
+
+    def prior_components(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """A VampPrior's mixture: q(z | u_k)'s (mu, logvar), each (K, latent_dim), on the module's device.
+        In training, computed with gradients at each call; in eval mode, once without them and kept
+        while the weights stay the same."""
+        if self.training:
+            return self.encode(F.hardtanh(self.pseudo_inputs, 0.0, 1.0))
+        key = ("device", self.pseudo_inputs.device, self._weights_version())
+        if key not in self._cache:
+            # plain tensors even under inference_mode, so a later call with autograd may use them
+            with torch.inference_mode(False), torch.no_grad():
+                self._cache = {k: v for k, v in self._cache.items() if k[0] != "device"}
+                self._cache[key] = self.encode(F.hardtanh(self.pseudo_inputs, 0.0, 1.0))
+        return self._cache[key]
+
+    def _draw_components(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mixture's (mu, sigma) for drawing latents: float64 on the CPU, computed from a float64
+        copy of the encoder, so a seed's latents do not depend on the device the model runs on."""
+        key = ("draw", self._weights_version())
+        if key not in self._cache:
+            with torch.inference_mode(False), torch.no_grad():
+                encoder = copy.deepcopy(self.encoder).to("cpu", torch.float64)
+                pseudo = F.hardtanh(self.pseudo_inputs.detach().to("cpu", torch.float64), 0.0, 1.0)
+                mu, logvar = encoder(pseudo).chunk(2, dim=1)
+                self._cache = {k: v for k, v in self._cache.items() if k[0] != "draw"}
+                self._cache[key] = (mu, torch.exp(0.5 * logvar))
+        return self._cache[key]
+
+    def log_prior(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z) for z (..., latent_dim) -> (...)."""
+        if self.config.prior == "normal":
+            return -0.5 * (z ** 2 + LOG_2PI).sum(-1)
+        mu, logvar = self.prior_components()
+        # every component's log-density as matrix products, (N, K) in memory rather than (N, K, D):
+        # sum_d (z - mu)^2 / var = z^2 . (1/var) - 2 z . (mu/var) + sum_d mu^2/var. The expansion cancels
+        # where z is near a narrow component's mean, the component that dominates the sum: outside
+        # training it is computed in float64 (cheap at this size)
+        dtype = z.dtype if self.training else torch.float64
+        flat, mu, logvar = z.reshape(-1, z.shape[-1]).to(dtype), mu.to(dtype), logvar.to(dtype)
+        precision = torch.exp(-logvar)
+        quadratic = (flat ** 2) @ precision.t() - 2 * flat @ (mu * precision).t() + (mu ** 2 * precision).sum(1)
+        log_components = -0.5 * (quadratic + logvar.sum(1) + z.shape[-1] * LOG_2PI)
+        log_p = torch.logsumexp(log_components, dim=-1) - math.log(len(mu))
+        return log_p.to(z.dtype).reshape(z.shape[:-1])
+
+    @torch.no_grad()
+    def prior_latents(self, noise: torch.Tensor) -> torch.Tensor:
+        """N(0, I) noise (n, latent_dim) -> draws from the prior (n, latent_dim), on the noise's device
+        and a function of the noise alone. Standard prior: the noise itself. VampPrior: u = Phi(noise[:, 0])
+        picks component k = floor(K u), and K u - k (uniform, independent of k) gives that coordinate
+        fresh N(0, 1) noise, so z = mu_k + sigma_k * noise' is an exact draw from the mixture."""
+        if self.config.prior == "normal":
+            return noise
+        mu, sigma = self._draw_components()
+        k = len(mu)
+        fresh = noise.detach().to("cpu", torch.float64)
+        u = torch.special.ndtr(fresh[:, 0]) * k
+        index = u.floor().clamp_(0, k - 1)
+        fresh[:, 0] = torch.special.ndtri((u - index).clamp(1e-12, 1 - 1e-12))
+        index = index.long()
+        return (mu[index] + sigma[index] * fresh).to(noise.device, noise.dtype)
+
+    # --- the objective -------------------------------------------------------------------------
+    def neg_elbo(self, x: torch.Tensor, kl_weight: float = 1.0) -> torch.Tensor:
+        """Per-example negative ELBO in nats, (B,): Bernoulli reconstruction plus kl_weight times the
+        KL to the prior (analytic for the standard prior, a one-sample estimate for a VampPrior)."""
+        x = x.reshape(x.shape[0], PIXELS)
+        logits, mu, logvar = self(x) if self.config.prior == "normal" else (None, *self.encode(x))
+        if self.config.prior == "normal":
+            kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1)
+        else:
+            z = self.reparameterize(mu, logvar)
+            logits = self.decode_logits(z)
+            kl = gaussian_log_density(z, mu, logvar) - self.log_prior(z)
+        reconstruction = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1)
+        return reconstruction + kl_weight * kl
+
 
 def vae_loss(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """Negative ELBO per example, in nats, summed over pixels and averaged over the batch.
+    """Negative ELBO per example of a standard-prior VAE, in nats, summed over pixels and averaged
+    over the batch.
 
     Reconstruction term: Bernoulli likelihood of the pixel intensities (Kingma & Welling 2014,
     appendix C.1), i.e. binary cross-entropy against the target intensities in [0, 1].

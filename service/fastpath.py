@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl
 from pydantic import ValidationError
 from starlette.responses import JSONResponse
 
-from models.sampling import latents_for_seed
+from models.sampling import seed_latents
 from service import imaging
 from service.caching import cache_headers, etag
 from service.deps import bearer_matches
@@ -106,7 +106,7 @@ class SampleFastPath:
             finish, media_type = partial(imaging.images_png, nrow=query.nrow, scale=query.scale), b"image/png"
         else:
             finish, media_type = imaging.encode_npy, NPY_MEDIA_TYPE.encode()
-        latents = latents_for_seed(seed, query.n, served.latent_dim)
+        latents = seed_latents(served.module, seed, query.n)
         body = await self.state.inference.generate(served, latents, finish)
         # the headers of the route's Response, in the order Starlette writes them
         headers = [(b"x-seed", str(seed).encode()), (b"x-model", served.name.encode())]

@@ -13,6 +13,7 @@ from torch import nn
 from models.checkpoint import CheckpointError, LoadedCheckpoint, load
 from models.datasets import MNIST, DatasetInfo, dataset_of_card
 from models.devices import resolve_device
+from models.sampling import prior_draws
 from models.shapes import IMAGE_SHAPE
 
 log = logging.getLogger("digitgen.registry")
@@ -93,6 +94,7 @@ def warm_up(model: ServedModel) -> None:
     if model.kind == "classifier":
         model.module(torch.zeros(8, *IMAGE_SHAPE, device=model.device))
         return
+    prior_draws(model.module, torch.zeros(8, model.latent_dim))  # a learned prior's mixture, computed once
     z = torch.zeros(8, model.latent_dim, device=model.device)
     images = model.module.generate(z)
     if model.kind == "vae":

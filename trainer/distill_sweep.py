@@ -34,7 +34,7 @@ from trainer.common import to_unit
 from trainer.data import MNIST, load_dataset
 from trainer.evaluate import class_agreement, generate_with_latents
 from trainer.metrics import PixelPCAFeatures, feature_fid, generator_cost, image_metrics
-from trainer.presets import get_preset
+from trainer.presets import get_preset, with_defaults
 from trainer.report import DISTILL_MAX_US
 from trainer.resume import STATE_FILE
 from trainer.run import train_preset
@@ -54,8 +54,10 @@ def _same_run(card: dict, preset, teacher_sha: str, max_steps: int | None) -> bo
     weights, whatever the teacher and the recipe were called then."""
     def what(recipe: dict) -> dict:
         return {k: v for k, v in recipe.items() if k not in ("name", "description", "teacher")}
-    recipe = json.loads(json.dumps({**preset.to_dict(), "generator": card["recipe"]["generator"]}))
-    return (what(card["recipe"]) == what(recipe) and card.get("distilled_from", {}).get("weights_sha256") == teacher_sha
+    def as_json(recipe: dict) -> dict:  # fields added since the card was written: their defaults
+        return json.loads(json.dumps(with_defaults(recipe)))
+    recipe = as_json({**preset.to_dict(), "generator": card["recipe"]["generator"]})
+    return (what(as_json(card["recipe"])) == what(recipe) and card.get("distilled_from", {}).get("weights_sha256") == teacher_sha
             and card["training"].get("steps_per_epoch_cap") == max_steps)
 
 

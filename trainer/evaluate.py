@@ -11,9 +11,10 @@ import torch
 from models.checkpoint import LoadedCheckpoint, load
 from models.datasets import DatasetInfo, dataset_named, dataset_of_card
 from models.devices import resolve_device
-from models.sampling import sample_digit, to_uint8
+from models.paths import BUNDLED_WEIGHTS
+from models.sampling import prior_draws, sample_digit, to_uint8
 from models.shapes import IMAGE_SHAPE, PIXELS
-from models.vae import VAE, vae_loss
+from models.vae import VAE
 from trainer.common import to_unit
 from trainer.data import MNIST, load_dataset
 from trainer.metrics import bernoulli_log_likelihood, image_metrics, importance_sampled_log_likelihood
@@ -65,7 +66,8 @@ def generate_with_latents(generator: torch.nn.Module, n: int, seed: int, device:
     g = torch.Generator().manual_seed(seed)
     images, latents = [], []
     for start in range(0, n, batch):
-        z = torch.randn(min(batch, n - start), generator.latent_dim, generator=g).to(device) * truncation
+        z = (prior_draws(generator, torch.randn(min(batch, n - start), generator.latent_dim, generator=g))
+             * truncation).to(device)
         images.append(to_uint8(generator.generate(z)).to(device).float().div_(255))
         latents.append(z)
     return torch.cat(images), torch.cat(latents)
@@ -117,11 +119,10 @@ def vae_metrics(vae: VAE, data: MNIST, trained_on_binarised: bool, nll_images: i
     grey_elbo, bin_elbo, sq_err, abs_err = 0.0, 0.0, 0.0, 0.0
     for start in range(0, len(test), 1000):
         for x, name in ((test[start:start + 1000], "grey"), (binarised[start:start + 1000], "bin")):
-            logits, mu, logvar = vae(x)
-            loss = vae_loss(logits, x, mu, logvar).item() * len(x)
+            loss = vae.neg_elbo(x).sum().item()
             if name == "grey":
                 grey_elbo += loss
-                recon = vae.decode(mu)
+                recon = vae.decode(vae.encode(x)[0])
                 sq_err += ((recon - x) ** 2).sum().item()
                 abs_err += (recon - x).abs().sum().item()
             else:
@@ -132,7 +133,8 @@ def vae_metrics(vae: VAE, data: MNIST, trained_on_binarised: bool, nll_images: i
     log_px = []
     for start in range(0, len(nll_x), 100):
         log_px.append(importance_sampled_log_likelihood(
-            nll_x[start:start + 100], vae.encode, bernoulli_log_likelihood(vae.decode_logits), k, generator=g))
+            nll_x[start:start + 100], vae.encode, bernoulli_log_likelihood(vae.decode_logits), k, generator=g,
+            log_prior=vae.log_prior))
     nll = -torch.cat(log_px).mean().item()
     return {
         "test_neg_elbo_grey": grey_elbo / count,
@@ -191,7 +193,7 @@ def digit_check(weights_dir: Path, data: MNIST, model: str, per_digit: int, seed
 def update_card(ckpt: LoadedCheckpoint, metrics: dict) -> None:
     path = ckpt.path.with_suffix(".json")
     card = json.loads(path.read_text())
-    card["metrics"] = {**card.get("metrics", {}), **metrics}
+    card["metrics"] = {**card.get("metrics", {}), **{k: v for k, v in metrics.items() if k != "card"}}
     path.write_text(json.dumps(card, indent=2) + "\n")
 
 
@@ -218,7 +220,9 @@ def run_evaluate(*, weights_dir: Path, out: Path, n: int = 10_000, models: list[
     data = data if data is not None else load_dataset(dataset, data_dir)
     weights_dir = Path(weights_dir)
     names = models_of(weights_dir, info, models)
-    classifier = load(weights_dir / f"{info.classifier}.safetensors", device)
+    # the judge: the weights folder's own classifier, else the bundled one (a run folder holds one model)
+    judge = weights_dir / f"{info.classifier}.safetensors"
+    classifier = load(judge if judge.is_file() else BUNDLED_WEIGHTS / judge.name, device)
     test = to_unit(data.test_images).to(device)
     results: dict = {"protocol": protocol(info), "dataset": info.title, "n": n, "device": str(device),
                      "references": {}, "models": {},
@@ -241,6 +245,9 @@ def run_evaluate(*, weights_dir: Path, out: Path, n: int = 10_000, models: list[
                                        nll_k, seed, device))
         metrics["evaluated_seconds"] = round(time.perf_counter() - started, 1)
         metrics["feature_space"] = f"bundled classifier ({info.classifier}), 128-d penultimate layer"
+        card = ckpt.card or {}  # what was measured, for a report made where the weights are not
+        metrics["card"] = {"description": card.get("description", ""), "epochs": card.get("epochs"),
+                           "training": card.get("training", {}), "weights_sha256": ckpt.sha256}
         results["models"][name] = metrics
         if update_cards and ckpt.card is not None:
             update_card(ckpt, metrics)

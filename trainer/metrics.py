@@ -16,6 +16,7 @@ from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from models.classifier import DigitClassifier
+from models.vae import gaussian_log_density
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:
@@ -172,11 +173,6 @@ def generator_cost(generator: nn.Module, latent_dim: int, batch: int = 16, threa
             "multiply_adds_per_image": multiply_adds(generator, latent_dim)}
 
 
-def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """log N(z; mu, diag(exp(logvar))) summed over the last dimension."""
-    return -0.5 * (((z - mu) ** 2) / logvar.exp() + logvar + math.log(2 * math.pi)).sum(-1)
-
-
 @torch.no_grad()
 def importance_sampled_log_likelihood(
     x: torch.Tensor,
@@ -185,11 +181,13 @@ def importance_sampled_log_likelihood(
     k: int,
     chunk: int = 500,
     generator: torch.Generator | None = None,
+    log_prior: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """log p(x) ~= logsumexp_i [log p(x|z_i) + log p(z_i) - log q(z_i|x)] - log k, z_i ~ q(z|x)
     (Burda et al. 2016, "Importance Weighted Autoencoders", eq. 8; the bound tightens as k grows).
 
-    x: (b, ...) ; encode(x) -> q's (mu, logvar) (b, D); log_likelihood(x, z) with z (c, b, D) -> (c, b).
+    x: (b, ...) ; encode(x) -> q's (mu, logvar) (b, D); log_likelihood(x, z) with z (c, b, D) -> (c, b);
+    log_prior(z) -> (c, b), the standard normal's when None.
     Returns (b,) log-likelihoods in nats. Samples are drawn in chunks of `chunk` to bound memory."""
     mu, logvar = encode(x)
     std = torch.exp(0.5 * logvar)
@@ -198,9 +196,10 @@ def importance_sampled_log_likelihood(
         c = min(chunk, k - start)
         eps = torch.randn((c, *mu.shape), device=mu.device, generator=generator)
         z = mu + std * eps
-        log_prior = gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z))
+        log_p_z = (gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z)) if log_prior is None
+                   else log_prior(z))
         log_q = gaussian_log_density(z, mu, logvar)
-        log_weights.append(log_likelihood(x, z) + log_prior - log_q)
+        log_weights.append(log_likelihood(x, z) + log_p_z - log_q)
     return torch.logsumexp(torch.cat(log_weights), dim=0) - math.log(k)
 
 

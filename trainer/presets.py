@@ -34,6 +34,7 @@ class Preset:
     classifier: ClassifierConfig | None = None
     # family-specific knobs
     binarize: bool = False  # VAE: dynamically binarised pixels (Bernoulli samples each step)
+    kl_warmup_epochs: int = 0  # VAE: the KL term's weight rises linearly from 0 to 1 over these epochs
     gan_loss: str = "bce"  # bce | hinge
     real_label: float = 1.0  # < 1 is one-sided label smoothing
     data_range: str = "unit"  # unit = [0, 1] | symmetric = [-1, 1] (for tanh generators)
@@ -49,6 +50,21 @@ class Preset:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def with_defaults(recipe: dict[str, Any]) -> dict[str, Any]:
+    """A recipe as recorded by an earlier run (resume state, model card), with the Preset fields added
+    since then filled in with their defaults: the run those fields did not exist for is that recipe."""
+    def filled(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+        return {**{f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}, **values}
+
+    configs = {"vae": VAEConfig, "generator": GeneratorConfig, "discriminator": DiscriminatorConfig,
+               "classifier": ClassifierConfig}
+    out = filled(Preset, recipe)
+    for key, cls in configs.items():
+        if isinstance(out.get(key), dict):
+            out[key] = filled(cls, out[key])
+    return out
 
 
 PRESETS: dict[str, Preset] = {p.name: p for p in [
@@ -67,6 +83,13 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
         name="vae", family="vae", epochs=100, batch_size=128, lr=0.001, schedule="cosine", binarize=True,
         description="MLP 784-512-512-(16) both ways on dynamically binarised pixels, Adam 1e-3 with cosine decay.",
         vae=VAEConfig(latent_dim=16, hidden_dims=(512, 512)),
+    ),
+    Preset(
+        name="vae-vamp", family="vae", epochs=200, batch_size=128, lr=0.001, schedule="cosine", binarize=True,
+        kl_warmup_epochs=10,
+        description="MLP 784-512-512-(32) both ways with a VampPrior of 500 pseudo-inputs (Tomczak & Welling 2018), "
+                    "dynamically binarised pixels, KL warm-up over 10 epochs, Adam 1e-3 with cosine decay.",
+        vae=VAEConfig(latent_dim=32, hidden_dims=(512, 512), prior="vamp", pseudo_inputs=500),
     ),
     Preset(
         name="gan-wide", family="gan", epochs=35, batch_size=64, lr=0.0002, betas=(0.5, 0.999),

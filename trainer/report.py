@@ -29,6 +29,17 @@ DISTILL_HIST_RANGE, DISTILL_MIN_AGREEMENT = (0.085, 0.115), 0.98
 # Fashion-MNIST targets: fashion-gan's FID within this factor of the fashion floor, its class shares in
 # range, and its class agreement (the fashion classifier sees the class asked for) at least this
 FASHION_FID_FACTOR, FASHION_HIST_RANGE, FASHION_MIN_AGREEMENT = 10.0, (0.085, 0.115), 0.85
+# The VAE ladder's targets: test NLL on all 10,000 binarised test images (k = 5,000), sample FID, and
+# reconstructions at least as good as the bundled vae's
+LADDER_MAX_NLL, LADDER_NLL_IMAGES, LADDER_MAX_FID = 83.0, 10_000, 50.0
+# Published test NLLs on dynamically binarised MNIST (nats, importance-sampled), for the ladder
+VAE_ANCHORS = [
+    ("VAE, 1 stochastic layer (Burda et al. 2016, IWAE paper)", 86.76),
+    ("VAE, 1 layer, standard prior (Tomczak & Welling 2018)", 88.56),
+    ("VAE, 1 layer, VampPrior (Tomczak & Welling 2018)", 85.57),
+    ("HVAE, 2 layers, VampPrior (Tomczak & Welling 2018)", 83.19),
+    ("convolutional HVAE, VampPrior (Tomczak & Welling 2018)", 81.09),
+]
 
 
 def _figures(runs: Path, out: Path, preset: str, family: str) -> list[str]:
@@ -197,6 +208,47 @@ def _distillation(metrics: dict, out: Path) -> list[str]:
         targets.append((f"gan digit= agreement ≥ {100 * DISTILL_MIN_AGREEMENT:.0f} % (independent judge)",
                         f"{100 * check['accuracy']:.1f} %", check["accuracy"] >= DISTILL_MIN_AGREEMENT))
     if targets:
+        lines += ["| target | measured | met |", "|---|---|---|",
+                  *[f"| {t} | {v} | {'yes' if ok else 'NO'} |" for t, v, ok in targets], ""]
+    return lines
+
+
+def _vae_ladder(metrics: dict, ladder: dict, cards: dict) -> list[str]:
+    """From the course recipe to the best VAE: the bundled vae-seed and vae (reports/metrics.json) and the
+    candidates of reports/vae_ladder.json, next to the published figures, and the ladder's targets."""
+    rows = [(name, m, cards.get(name, {})) for name, m in metrics.get("models", {}).items() if name in ("vae-seed", "vae")]
+    rows += [(name, m, m.get("card") or {}) for name, m in ladder.get("models", {}).items()
+             if name not in ("vae-seed", "vae")]  # the bundled ones come from metrics.json
+    rows = [(name, m, card) for name, m, card in rows if m.get("test_nll_binarised") is not None]
+    if not rows:
+        return ["_No VAE measured yet: run `python -m trainer evaluate`._", ""]
+    lines = ["| model | recipe | test NLL (nats) ↓ | images, k | test −ELBO binarised | FID ↓ | recon. MSE / pixel ↓ "
+             "| trained |", "|---|---|---|---|---|---|---|---|"]
+    for name, m, card in rows:
+        training = card.get("training") or {}
+        trained = (f"{card.get('epochs', '?')} epochs, {training['seconds'] / 60:.0f} min on {training.get('device', '?')}"
+                   if "seconds" in training else "")
+        lines.append(f"| {name} | {card.get('description', '')} | {_fmt(m['test_nll_binarised'])} | "
+                     f"{m['nll_images']:,}, {m['nll_k']:,} | {_fmt(m['test_neg_elbo_binarised'])} | {_fmt(m.get('fid'))} | "
+                     f"{_fmt(m['reconstruction_mse_per_pixel'], 4)} | {trained} |")
+    for label, nll in VAE_ANCHORS:
+        lines.append(f"| *{label}* | published | {nll:.2f} | 10,000 | | | | |")
+    lines.append("")
+    served = metrics.get("models", {}).get("vae", {})
+    candidates = [(name, m) for name, m, _ in rows if name != "vae-seed"]
+    name, best = min(candidates, key=lambda r: r[1]["test_nll_binarised"]) if candidates else (None, None)
+    if best:
+        on_all = best["nll_images"] >= LADDER_NLL_IMAGES and best["nll_k"] >= 5000
+        targets = [(f"{name}: test NLL ≤ {LADDER_MAX_NLL:g} nats on all {LADDER_NLL_IMAGES:,} test images, k = 5,000",
+                    f"{best['test_nll_binarised']:.2f} ({best['nll_images']:,} images)",
+                    on_all and best["test_nll_binarised"] <= LADDER_MAX_NLL),
+                   (f"{name}: sample FID ≤ {LADDER_MAX_FID:g}", _fmt(best.get("fid")),
+                    best.get("fid") is not None and best["fid"] <= LADDER_MAX_FID)]
+        if served and name != "vae":
+            targets.append((f"{name}: reconstructions as good as the bundled vae's "
+                            f"(MSE ≤ {served['reconstruction_mse_per_pixel']:.4f})",
+                            f"{best['reconstruction_mse_per_pixel']:.4f}",
+                            best["reconstruction_mse_per_pixel"] <= served["reconstruction_mse_per_pixel"]))
         lines += ["| target | measured | met |", "|---|---|---|",
                   *[f"| {t} | {v} | {'yes' if ok else 'NO'} |" for t, v, ok in targets], ""]
     return lines
@@ -412,6 +464,10 @@ def write_report(metrics_path: Path, runs: Path, weights_dir: Path, out: Path) -
     parts += ["## A cheaper gan: gan-wide distilled", "", *_distillation(metrics, out)]
     parts += _discussion("discussion-distill.md", "### What the sweep says")
     parts += ["## Harder data: Fashion-MNIST", "", *_harder_data(metrics, fashion, cards, runs, out)]
+    ladder = _read(metrics_path.with_name("vae_ladder.json"))
+    parts += ["## The VAE ladder: from the course recipe towards the published front", "",
+              ladder.get("nll_method", metrics.get("nll_method", "")), "", *_vae_ladder(metrics, ladder, cards)]
+    parts += _discussion("discussion-vae.md", "### What the ladder says")
     path = out / "REPORT.md"
     path.write_text("\n".join(parts))
     return path

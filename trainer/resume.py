@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from trainer.presets import Preset
+from trainer.presets import Preset, with_defaults
 
 STATE_FILE = "resume.pt"
 
@@ -51,7 +51,8 @@ class RunState:
         if not self.path.is_file():
             raise ResumeError(f"{self.path} does not exist: nothing to resume (train without --resume to start)")
         state = torch.load(self.path, map_location="cpu", weights_only=True)
-        changed = sorted(k for k in self.recipe if state["recipe"].get(k) != self.recipe[k])
+        saved = with_defaults(state["recipe"])
+        changed = sorted(k for k in self.recipe if saved.get(k) != self.recipe[k])
         if changed == ["epochs"] and self.extends(state):
             changed = []
         if changed:

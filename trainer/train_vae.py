@@ -1,4 +1,4 @@
-"""VAE training loop (negative ELBO, Bernoulli likelihood)."""
+"""VAE training loop (negative ELBO, Bernoulli likelihood, optional KL warm-up)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from models.vae import VAE, vae_loss
+from models.vae import VAE
 from trainer import figures
 from trainer.common import (adam, epoch_batches, make_scheduler, milestone_epochs, seeded_generator,
                             steps_per_epoch, to_unit)
@@ -28,8 +28,7 @@ def evaluate_elbo(model: VAE, images_u8: torch.Tensor, binarize: bool, seed: int
         x = to_unit(images_u8[start:start + batch_size])
         if binarize:
             x = torch.bernoulli(x, generator=g)
-        logits, mu, logvar = model(x)
-        total += vae_loss(logits, x, mu, logvar).item() * len(x)
+        total += model.neg_elbo(x).sum().item()
     model.train(was_training)
     return total / len(images_u8)
 
@@ -44,6 +43,7 @@ def train_vae(model: VAE, data: MNIST, preset: Preset, device: torch.device, run
     milestones = milestone_epochs(preset.epochs)
     fixed = to_unit(data.test_images[:10])
     history: dict = {"epoch": [], "train_loss": [], "val_loss": []}
+    warmup_steps = preset.kl_warmup_epochs * steps_per_epoch(len(data.train_images), preset.batch_size, max_steps)
     state = RunState(run_dir, preset, modules={"vae": model}, optimizers={"vae": optimizer},
                      schedulers={"vae": scheduler}, generators={"batches": g})
     first_epoch, history = state.resume(history) if resume else (1, history)
@@ -56,8 +56,11 @@ def train_vae(model: VAE, data: MNIST, preset: Preset, device: torch.device, run
             x = to_unit(data.train_images[idx])
             if preset.binarize:
                 x = torch.bernoulli(x, generator=g)
-            logits, mu, logvar = model(x)
-            loss = vae_loss(logits, x, mu, logvar)
+            # KL warm-up (Sønderby et al. 2016): the KL's weight rises from 0 to 1 over the first epochs,
+            # so the decoder learns to use the latent before the prior pulls the posteriors together
+            done = (epoch - 1) * steps_per_epoch(len(data.train_images), preset.batch_size, max_steps) + step
+            kl_weight = min(1.0, (done + 1) / warmup_steps) if warmup_steps else 1.0
+            loss = model.neg_elbo(x, kl_weight).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

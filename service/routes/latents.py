@@ -7,7 +7,7 @@ import torch
 from fastapi import APIRouter, Query, Request
 from pydantic import ValidationError
 
-from models.sampling import latents_for_seed
+from models.sampling import seed_latents
 from service import imaging
 from service.caching import NO_STORE, seeded_answer
 from service.deps import InferenceDep, SettingsDep, check_limit, lookup_model
@@ -127,8 +127,8 @@ async def interpolate_seeds(
             return cached
     seed_a = new_seed() if seed_a is None else seed_a
     seed_b = new_seed() if seed_b is None else seed_b
-    z_a = latents_for_seed(seed_a, 1, served.latent_dim)[0]
-    z_b = latents_for_seed(seed_b, 1, served.latent_dim)[0]
+    z_a = seed_latents(served.module, seed_a, 1)[0]
+    z_b = seed_latents(served.module, seed_b, 1)[0]
     headers.update({"X-Seed-A": str(seed_a), "X-Seed-B": str(seed_b), "X-Model": served.name})
     return await interpolation_response(inference, served, z_a, z_b, steps, method, format, scale, headers)
 

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from models.sampling import DigitNotFound, latents_for_seed
+from models.sampling import DigitNotFound, seed_latents
 from service.caching import NO_STORE, seeded_answer
 from service.deps import InferenceDep, SettingsDep, lookup_model
 from service.errors import ApiError, responses
@@ -63,7 +63,7 @@ async def sample(request: Request, inference: InferenceDep, settings: SettingsDe
         if cached is not None:
             return cached
     if query.digit is None:
-        latents = latents_for_seed(seed, query.n, served.latent_dim)
+        latents = seed_latents(served.module, seed, query.n)
         images = await inference.generate(served, latents)
     else:
         try:

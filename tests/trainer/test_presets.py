@@ -35,3 +35,15 @@ def test_overrides_do_not_leak_into_the_presets():
     assert (preset.dataset, preset.epochs) == ("fashion", 1)
     assert (PRESETS["fashion-gan"].dataset, PRESETS["fashion-gan"].epochs) == ("fashion", 70)
     assert preset.generator is not PRESETS["fashion-gan"].generator  # a deep copy
+
+
+def test_a_recipe_recorded_before_new_fields_existed_is_the_same_recipe():
+    from trainer.presets import with_defaults
+    preset = get_preset("vae")
+    recorded = preset.to_dict()
+    del recorded["kl_warmup_epochs"]  # written before the field existed
+    for key in ("encoder", "decoder", "channels", "prior", "pseudo_inputs"):
+        del recorded["vae"][key]
+    assert with_defaults(recorded) == preset.to_dict()
+    recorded["lr"] = 0.5
+    assert with_defaults(recorded) != preset.to_dict()  # a real difference still shows

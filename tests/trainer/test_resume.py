@@ -110,3 +110,25 @@ def test_the_state_file_loads_without_pickled_code(tmp_path):
                  torch.device("cpu"), tmp_path, max_steps=2, progress=False)
     state = torch.load(tmp_path / STATE_FILE, weights_only=True)  # raises on anything but plain data
     assert state["epoch"] == 1 and set(state["modules"]) == {"generator", "discriminator"}
+
+
+def test_a_state_saved_before_new_recipe_fields_existed_resumes(tmp_path):
+    """A run started before a Preset or config field was added recorded a recipe without it; resuming
+    with the field at its default is the same recipe, and a real change is still refused."""
+    from trainer.presets import get_preset
+    from trainer.resume import RunState
+    module = torch.nn.Linear(2, 2)
+
+    def state(preset):
+        return RunState(tmp_path, preset, modules={"m": module}, optimizers={}, generators={})
+
+    preset = get_preset("vae", epochs=3)
+    state(preset).save(1, {"epoch": [1]})
+    saved = torch.load(tmp_path / STATE_FILE, weights_only=True)
+    del saved["recipe"]["kl_warmup_epochs"]
+    for key in ("encoder", "decoder", "channels", "prior", "pseudo_inputs"):
+        del saved["recipe"]["vae"][key]
+    torch.save(saved, tmp_path / STATE_FILE)
+    assert state(preset).resume({})[0] == 2
+    with pytest.raises(ResumeError, match="differs in: kl_warmup_epochs"):
+        state(get_preset("vae", epochs=3, kl_warmup_epochs=5)).resume({})

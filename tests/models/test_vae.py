@@ -1,0 +1,164 @@
+"""VAE variants: convolutional encoder/decoder, the VampPrior's density and draws, the objective."""
+import math
+
+import pytest
+import torch
+
+from models import VAE, VAEConfig, load, save, vae_loss
+from models.sampling import prior_draws, seed_latents
+from models.vae import gaussian_log_density
+
+VAMP = VAEConfig(latent_dim=6, hidden_dims=(32,), prior="vamp", pseudo_inputs=5)
+CONV = VAEConfig(latent_dim=6, hidden_dims=(32,), encoder="conv", decoder="conv", channels=4)
+
+
+def test_standard_prior_objective_is_the_report_loss():
+    torch.manual_seed(0)
+    vae = VAE(VAEConfig())
+    x = torch.bernoulli(torch.rand(16, 784))
+    torch.manual_seed(1)
+    per_example = vae.neg_elbo(x)
+    torch.manual_seed(1)
+    logits, mu, logvar = vae(x)
+    assert per_example.shape == (16,)
+    assert per_example.mean().item() == pytest.approx(vae_loss(logits, x, mu, logvar).item(), rel=1e-5)
+
+
+def test_kl_weight_scales_only_the_kl_term():
+    torch.manual_seed(0)
+    vae = VAE(VAMP)
+    x = torch.bernoulli(torch.rand(8, 784))
+    losses = []
+    for weight in (0.0, 0.5, 1.0):
+        torch.manual_seed(1)  # the same posterior sample each time
+        losses.append(vae.neg_elbo(x, weight))
+    # linear in the weight: (w=0.5) is the midpoint of (w=0) and (w=1), and the KL part is not zero
+    assert torch.allclose(losses[1], (losses[0] + losses[2]) / 2, atol=1e-3)
+    assert (losses[2] - losses[0]).abs().max() > 1e-3
+
+
+def spread(vae: VAE, log_std_shift: float = 0.0) -> VAE:
+    """Pseudo-inputs far apart (a fresh model's are all mid-grey, so its components nearly coincide),
+    and optionally narrower components, as a trained encoder's are."""
+    with torch.no_grad():
+        vae.pseudo_inputs.copy_(torch.rand_like(vae.pseudo_inputs))
+        last = [m for m in vae.encoder.modules() if isinstance(m, torch.nn.Linear)][-1]
+        last.bias[vae.latent_dim:] += 2 * log_std_shift
+    return vae
+
+
+@pytest.mark.parametrize("log_std_shift", [0.0, -4.0])
+def test_vamp_log_prior_is_the_mean_of_its_components(log_std_shift):
+    torch.manual_seed(0)
+    vae = spread(VAE(VAMP), log_std_shift).eval()
+    with torch.no_grad():
+        mu, logvar = vae.prior_components()
+        # points near the components' means, where narrow components dominate the mixture
+        z = mu[torch.arange(12) % VAMP.pseudo_inputs] + 0.5 * torch.exp(0.5 * logvar[:1]) * torch.randn(12, VAMP.latent_dim)
+        z = z.reshape(3, 4, VAMP.latent_dim)
+        brute = (torch.logsumexp(gaussian_log_density(z.double().unsqueeze(-2), mu.double(), logvar.double()), dim=-1)
+                 - math.log(VAMP.pseudo_inputs))
+        assert mu.shape == (VAMP.pseudo_inputs, VAMP.latent_dim)
+        assert torch.allclose(vae.log_prior(z).double(), brute, atol=1e-3)
+
+
+def test_standard_prior_log_density_and_draws():
+    vae = VAE(VAEConfig(latent_dim=3)).eval()
+    z = torch.randn(7, 3)
+    assert torch.allclose(vae.log_prior(z), gaussian_log_density(z, torch.zeros(3), torch.zeros(3)))
+    assert torch.equal(prior_draws(vae, z), z)  # a seed's noise is the latent itself
+
+
+def test_vamp_draws_pick_components_by_the_noise_and_follow_the_mixture():
+    torch.manual_seed(0)
+    vae = spread(VAE(VAMP), log_std_shift=-4.0).eval()
+    noise = torch.randn(40_000, VAMP.latent_dim, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        z = vae.prior_latents(noise)
+        mu, logvar = vae.prior_components()
+    assert torch.equal(z, vae.prior_latents(noise))  # a function of the noise alone
+    # each draw is its component's mean plus that component's spread times fresh normal noise
+    k = (torch.special.ndtr(noise[:, 0].double()) * VAMP.pseudo_inputs).floor().long()
+    standardised = (z - mu[k]) / torch.exp(0.5 * logvar[k])
+    assert torch.allclose(standardised[:, 1:], noise[:, 1:], atol=1e-4)
+    assert abs(standardised[:, 0].mean().item()) < 0.03 and abs(standardised[:, 0].std().item() - 1) < 0.03
+    shares = torch.bincount(k, minlength=VAMP.pseudo_inputs).double() / len(k)
+    assert torch.allclose(shares, torch.full_like(shares, 1 / VAMP.pseudo_inputs), atol=0.01)
+    assert torch.allclose(z.mean(0), mu.mean(0), atol=0.05)
+    # the components are apart compared with their width: a wrong index would show above
+    assert (mu.std(0) / torch.exp(0.5 * logvar).mean()).min() > 1
+    assert not z.requires_grad
+
+
+def test_vamp_draws_do_not_depend_on_the_precision_the_model_runs_in():
+    """Seeds stand for the same latents on every device: the mixture for drawing is computed from a
+    float64 CPU copy of the encoder, whatever the model's own device and dtype."""
+    torch.manual_seed(0)
+    vae = spread(VAE(VAMP)).eval()
+    noise = torch.randn(50, VAMP.latent_dim)
+    draws = vae.prior_latents(noise)
+    assert draws.dtype == torch.float32 and draws.device == noise.device
+    assert torch.equal(vae.double().prior_latents(noise), draws)
+
+
+def test_seed_latents_are_the_same_draws_every_time():
+    torch.manual_seed(0)
+    vae = spread(VAE(VAMP)).eval()
+    a, b = seed_latents(vae, 42, 5), seed_latents(vae, 42, 5)
+    assert a.shape == (5, VAMP.latent_dim) and torch.equal(a, b)
+    assert not torch.equal(a, seed_latents(vae, 43, 5))
+
+
+def test_prior_cache_follows_the_weights():
+    torch.manual_seed(0)
+    vae = VAE(VAMP).eval()
+    before = vae.prior_components()[0]
+    assert vae.prior_components()[0] is before and not before.requires_grad  # kept, without autograd
+    with torch.no_grad():
+        vae.pseudo_inputs.add_(0.2)  # as an optimiser step or a load would
+    after = vae.prior_components()[0]
+    assert not torch.allclose(before, after)
+    with torch.no_grad():
+        vae.pseudo_inputs.mul_(0.5)
+    with torch.inference_mode():  # the mixture first computed where the service computes it
+        vae.log_prior(torch.randn(3, VAMP.latent_dim))
+    z = torch.randn(4, VAMP.latent_dim, requires_grad=True)
+    vae.log_prior(z).sum().backward()  # cached components are plain tensors: autograd through z works
+    assert z.grad is not None and torch.isfinite(z.grad).all()
+    vae.train()
+    assert vae.prior_components()[0].requires_grad  # training: recomputed, with gradients
+
+
+def test_conv_vae_shapes_and_fast_decoder_path():
+    torch.manual_seed(0)
+    vae = VAE(CONV).eval()
+    x = torch.rand(3, 1, 28, 28)
+    mu, logvar = vae.encode(x)
+    assert mu.shape == logvar.shape == (3, 6)
+    with torch.no_grad():  # the CPU inference path of the last layer (matmul + fold)
+        fast = vae.decode_logits(mu)
+    slow = vae.decode_logits(mu)  # autograd on: the library's transposed convolution
+    assert fast.shape == (3, 784) and torch.allclose(fast, slow, atol=1e-5)
+    assert vae.decode(mu).shape == (3, 1, 28, 28)
+
+
+@pytest.mark.parametrize("config", [VAMP, CONV])
+def test_new_vae_configs_round_trip_through_checkpoints(tmp_path, config):
+    torch.manual_seed(0)
+    vae = VAE(config).eval()
+    save(vae, config, None, tmp_path / "v.safetensors")
+    loaded = load(tmp_path / "v.safetensors").module
+    assert loaded.config == config
+    z = torch.randn(4, config.latent_dim)
+    with torch.no_grad():
+        assert torch.equal(loaded.decode(z), vae.decode(z))
+        assert torch.equal(prior_draws(loaded, z), prior_draws(vae, z))
+
+
+def test_bad_vae_configs_are_refused():
+    with pytest.raises(ValueError, match="pseudo_inputs"):
+        VAE(VAEConfig(prior="vamp"))
+    with pytest.raises(ValueError, match="prior"):
+        VAE(VAEConfig(prior="flow"))
+    with pytest.raises(ValueError, match="encoder"):
+        VAE(VAEConfig(encoder="transformer"))
