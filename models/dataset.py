@@ -8,8 +8,9 @@ exactly items 900-999 of `n=1000`, and a client can fetch a large set in pages a
 
 Labels: for a class-conditional generator, item i is asked for class digits[i % len(digits)]
 (equal shares, interleaved, exact by construction: the latent is drawn from that class's part of
-the latent space). A model without classes draws plain N(0, I) latents; its labels come from a
-classifier afterwards (the caller's job: see label_source).
+the latent space). A model without classes draws plain N(0, I) latents (for a VAE with a learned
+prior, that noise mapped to a draw from the prior); its labels come from a classifier afterwards
+(the caller's job: see label_source).
 
 Verified sequences (`verified=True`, class-conditional generators): the same sequence, except that
 an item the classifier does not see as the class asked for is drawn again, from the item's own

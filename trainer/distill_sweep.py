@@ -6,8 +6,9 @@ trained with the same recipe from the same teacher is not trained again, and a s
 resumes), then measured next to the teacher:
 
 - cost: microseconds per image on one thread at batch 16 (the serving batch of a busy single-PNG
-  load) and multiply-adds per image (trainer.metrics.generator_cost), each generator as it is served
-  (the students with BatchNorm folded into their layers, the teacher as it is);
+  load) and multiply-adds per image, every generator timed side by side in interleaved rounds once all
+  are trained (trainer.metrics.generator_costs), each as it is served (the students with BatchNorm
+  folded into their layers, the teacher as it is);
 - quality, on n samples from `trainer evaluate`'s latents: FID / IS / class shares in the bundled
   classifier's features, the share of samples whose class is the one their latent asks for, and an
   FID in a space the feature loss never saw (50 principal components of raw pixels);
@@ -33,7 +34,7 @@ from trainer import figures
 from trainer.common import to_unit
 from trainer.data import MNIST, load_dataset
 from trainer.evaluate import class_agreement, generate_with_latents
-from trainer.metrics import PixelPCAFeatures, feature_fid, generator_cost, image_metrics
+from trainer.metrics import PixelPCAFeatures, feature_fid, generator_costs, image_metrics
 from trainer.presets import get_preset, with_defaults
 from trainer.report import DISTILL_MAX_US
 from trainer.resume import STATE_FILE
@@ -78,11 +79,10 @@ def trained(preset, data: MNIST, device: torch.device, runs: Path, teacher_dir: 
 
 
 def measure(name: str, generator, teacher_images: torch.Tensor | None, data: MNIST, classifier, pca, test,
-            n: int, seed: int, device: torch.device, cost_repeats: int) -> dict:
+            n: int, seed: int, device: torch.device) -> dict:
     images, latents = generate_with_latents(generator, n, seed, device)
     metrics = image_metrics(images, test, classifier)
-    cost = generator_cost(copy.deepcopy(generator).cpu(), generator.latent_dim, repeats=cost_repeats)
-    row = {"name": name, **cost, "n": n,
+    row = {"name": name, "n": n,
            "fid": round(metrics["fid"], 3), "inception_score": round(metrics["inception_score"], 3),
            "class_histogram": metrics["class_histogram"],
            "class_agreement": round(class_agreement(generator, images, latents, classifier), 4),
@@ -90,7 +90,7 @@ def measure(name: str, generator, teacher_images: torch.Tensor | None, data: MNI
     if teacher_images is not None:
         row["mean_abs_difference_to_teacher"] = round(float((images - teacher_images).abs().mean()) * 255, 3)
     shares = metrics["class_histogram"]
-    print(f"{name:34s} {row['us_per_image']:7.1f} us {row['multiply_adds_per_image'] / 1e6:5.2f} M  FID "
+    print(f"{name:34s} FID "
           f"{row['fid']:6.2f}  IS {row['inception_score']:.2f}  classes {100 * min(shares):.1f}-"
           f"{100 * max(shares):.1f} %  agree {100 * row['class_agreement']:.1f} %  pixel-PCA FID "
           f"{row['pixel_pca_fid']:.2f}", flush=True)
@@ -100,7 +100,7 @@ def measure(name: str, generator, teacher_images: torch.Tensor | None, data: MNI
 def run_sweep(*, widths: list[int], epochs: int, feature: float, adversarial: float, n: int = 5000,
               seed: int = 0, out: Path, runs: Path = Path("runs/distill"), weights_dir: Path = BUNDLED_WEIGHTS,
               device: str = "auto", data_dir: Path | None = None, data: MNIST | None = None,
-              max_steps: int | None = None, cost_repeats: int = 200) -> list[dict]:
+              max_steps: int | None = None, cost_rounds: int = 40) -> list[dict]:
     device = resolve_device(device)
     data = data if data is not None else load_dataset("mnist", data_dir)
     info = dataset_named("mnist")
@@ -111,15 +111,17 @@ def run_sweep(*, widths: list[int], epochs: int, feature: float, adversarial: fl
     loaded = load(Path(weights_dir) / f"{base.teacher}.safetensors", device)
     teacher = loaded.module
     teacher_images, _ = generate_with_latents(teacher, n, seed, device)
-    rows = [{**measure(f"{base.teacher} (teacher)", teacher, None, data, classifier, pca, test, n, seed, device,
-                     cost_repeats), "hidden_dim": teacher.config.hidden_dim, "teacher": True}]
+    served_forms = {f"{base.teacher} (teacher)": teacher}
+    rows = [{**measure(f"{base.teacher} (teacher)", teacher, None, data, classifier, pca, test, n, seed, device),
+             "hidden_dim": teacher.config.hidden_dim, "teacher": True}]
     out = Path(out)
     for width in widths:
         preset = student_preset(width, epochs, feature, adversarial)
         student, card = trained(preset, data, device, runs, Path(weights_dir), max_steps, loaded.sha256)
         # measured as served: BatchNorm folded (runs trained before folding was part of training still are)
-        row = measure(preset.name, fold_batchnorm(student.module), teacher_images, data, classifier, pca, test, n, seed, device,
-                      cost_repeats)
+        served_forms[preset.name] = fold_batchnorm(student.module)
+        row = measure(preset.name, served_forms[preset.name], teacher_images, data, classifier, pca, test, n, seed,
+                      device)
         rows.append({**row, "hidden_dim": width, "epochs": epochs, "distill_feature": feature,
                      "distill_adversarial": adversarial, "train_seconds": card["training"]["seconds"],
                      "train_device": card["training"]["device"]})
@@ -128,11 +130,17 @@ def run_sweep(*, widths: list[int], epochs: int, feature: float, adversarial: fl
     card = json.loads(served.with_suffix(".json").read_text()) if served.is_file() else {}
     if card.get("distilled_from", {}).get("weights_sha256") == loaded.sha256:  # the bundled student, as served
         generator = load(served, device).module
-        row = measure(f"{base.name} (served)", generator, teacher_images, data, classifier, pca, test, n, seed, device,
-                      cost_repeats)
+        served_forms[f"{base.name} (served)"] = generator
+        row = measure(f"{base.name} (served)", generator, teacher_images, data, classifier, pca, test, n, seed, device)
         rows.append({**row, "hidden_dim": generator.config.hidden_dim, "epochs": card["epochs"], "served": True,
                      "train_seconds": card["training"]["seconds"], "train_device": card["training"]["device"]})
         write(rows, out)
+    costs = generator_costs({name: copy.deepcopy(g).cpu() for name, g in served_forms.items()}, rounds=cost_rounds)
+    rows = [{**row, **costs[row["name"]]} for row in rows]
+    for row in rows:
+        print(f"{row['name']:34s} {row['us_per_image']:7.1f} us per image  {row['multiply_adds_per_image'] / 1e6:5.2f} M "
+              "multiply-adds", flush=True)
+    write(rows, out)
     all_rows = json.loads(out.read_text())["rows"]
     figures.cost_vs_fid([{**r, "label": r["name"].removeprefix("distill-")} for r in all_rows],
                         out.with_suffix(".png"), title="gan-wide distilled: cost per image against FID", budget_us=DISTILL_MAX_US)

@@ -147,30 +147,39 @@ def multiply_adds(generator: nn.Module, latent_dim: int) -> int:
     return total
 
 
-def generator_cost(generator: nn.Module, latent_dim: int, batch: int = 16, threads: int = 1,
-                   repeats: int = 200) -> dict:
-    """What one image costs to generate on this CPU: the median over `repeats` timed passes of a
-    `batch`-row forward pass (inference mode, `threads` intra-op threads) per row, in microseconds,
-    and the multiply-adds per image. A figure for benchmarks and sweeps, never an assertion."""
+def generator_costs(generators: dict[str, nn.Module], batch: int = 16, threads: int = 1, rounds: int = 40,
+                    passes: int = 10) -> dict[str, dict]:
+    """What one image costs each generator on this CPU, timed side by side: in each of `rounds` rounds
+    every generator runs `passes` forward passes of a `batch`-row batch (inference mode, `threads`
+    intra-op threads), and a generator's figure is its median round, in microseconds per image, with
+    its multiply-adds per image. Interleaving bills a slow spell of a shared machine to every generator
+    alike, where timing them one after another would bill it to whichever ran then. A figure for
+    benchmarks and sweeps, never an assertion."""
     import time
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
+    seconds: dict[str, list[float]] = {name: [] for name in generators}
     try:
-        generator = generator.eval()
-        z = torch.randn(batch, latent_dim, generator=torch.Generator().manual_seed(0))
-        times = []
+        inputs = {name: torch.randn(batch, g.latent_dim, generator=torch.Generator().manual_seed(0))
+                  for name, g in generators.items()}
         with torch.inference_mode():
-            for _ in range(20):  # warm-up: oneDNN primitive caches, allocator
-                generator.generate(z)
-            for _ in range(repeats):
-                start = time.perf_counter()
-                generator.generate(z)
-                times.append(time.perf_counter() - start)
+            for name, g in generators.items():  # warm-up: oneDNN primitive caches, allocator
+                for _ in range(20):
+                    g.eval().generate(inputs[name])
+            for _ in range(rounds):
+                for name, g in generators.items():
+                    start = time.perf_counter()
+                    for _ in range(passes):
+                        g.generate(inputs[name])
+                    seconds[name].append((time.perf_counter() - start) / passes)
     finally:
         torch.set_num_threads(previous)
-    times.sort()
-    return {"us_per_image": round(1e6 * times[len(times) // 2] / batch, 2), "batch": batch, "threads": threads,
-            "multiply_adds_per_image": multiply_adds(generator, latent_dim)}
+    out = {}
+    for name, g in generators.items():
+        times = sorted(seconds[name])
+        out[name] = {"us_per_image": round(1e6 * times[len(times) // 2] / batch, 2), "batch": batch,
+                     "threads": threads, "rounds": rounds, "multiply_adds_per_image": multiply_adds(g, g.latent_dim)}
+    return out
 
 
 @torch.no_grad()

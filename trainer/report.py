@@ -15,7 +15,7 @@ FASHION_ORDER = ["fashion-vae-seed", "fashion-gan-seed", "fashion-vae", "fashion
 SIDE_BY_SIDE = [("vae-seed", "fashion-vae-seed"), ("gan-seed", "fashion-gan-seed"), ("vae", "fashion-vae"),
                 ("gan-wide", "fashion-gan")]
 FIGURES = {
-    "vae": ["loss_curves.png", "reconstructions_epoch*.png", "tsne.png", "interpolation.png"],
+    "vae": ["loss_curves.png", "reconstructions_epoch*.png", "samples.png", "tsne.png", "interpolation.png"],
     "gan": ["loss_curves.png", "samples_epoch*.png", "digits.png", "interpolation.png"],
 }
 # Quality targets for the served defaults; the floor is the real-vs-test FID.
@@ -216,7 +216,8 @@ def _distillation(metrics: dict, out: Path) -> list[str]:
 def _vae_ladder(metrics: dict, ladder: dict, cards: dict) -> list[str]:
     """From the course recipe to the best VAE: the bundled vae-seed and vae (reports/metrics.json) and the
     candidates of reports/vae_ladder.json, next to the published figures, and the ladder's targets."""
-    rows = [(name, m, cards.get(name, {})) for name, m in metrics.get("models", {}).items() if name in ("vae-seed", "vae")]
+    bundled = metrics.get("models", {})
+    rows = [(name, bundled[name], cards.get(name, {})) for name in ("vae-seed", "vae") if name in bundled]
     rows += [(name, m, m.get("card") or {}) for name, m in ladder.get("models", {}).items()
              if name not in ("vae-seed", "vae")]  # the bundled ones come from metrics.json
     rows = [(name, m, card) for name, m, card in rows if m.get("test_nll_binarised") is not None]
@@ -467,6 +468,11 @@ def write_report(metrics_path: Path, runs: Path, weights_dir: Path, out: Path) -
     ladder = _read(metrics_path.with_name("vae_ladder.json"))
     parts += ["## The VAE ladder: from the course recipe towards the published front", "",
               ladder.get("nll_method", metrics.get("nll_method", "")), "", *_vae_ladder(metrics, ladder, cards)]
+    for name in ladder.get("models", {}):  # each candidate's samples, t-SNE and curves, as for the bundled ones
+        found = _figures(runs, out, name, "vae")
+        last = max((f for f in found if "reconstructions_epoch" in f), default=None)  # the final epoch's only
+        shown = [f for f in found if "reconstructions_epoch" not in f or f == last]
+        parts += [f"### {name}", "", *[f"![{name} {Path(f).stem}]({f})" for f in shown], ""]
     parts += _discussion("discussion-vae.md", "### What the ladder says")
     path = out / "REPORT.md"
     path.write_text("\n".join(parts))

@@ -16,6 +16,7 @@ from models.datasets import dataset_named
 from models.paths import BUNDLED_WEIGHTS
 from models.gan import Discriminator, Generator, fold_batchnorm
 from models.latent import interpolate
+from models.sampling import seed_latents
 from models.vae import VAE
 from trainer import figures
 from trainer.common import seeded_generator, to_unit
@@ -29,7 +30,15 @@ from trainer.train_vae import train_vae
 TSNE_POINTS = 3000  # t-SNE is O(n log n) but slow on 2 cores; 3,000 test points show the structure
 
 
+def vae_samples(model: VAE, preset: Preset, run_dir: Path, seed: int = 0) -> None:
+    """samples.png: 64 draws from the model's prior, as `/sample?model=...&seed=0&n=64` gives them."""
+    with torch.no_grad():
+        images = model.decode(seed_latents(model, seed, 64).to(next(model.parameters()).device))
+    figures.sample_grid(images, run_dir / "samples.png", title=f"{preset.name}: 64 samples (seed {seed})")
+
+
 def _vae_figures(model: VAE, data: MNIST, preset: Preset, run_dir: Path) -> None:
+    vae_samples(model, preset, run_dir)
     with torch.no_grad():
         n = min(TSNE_POINTS, len(data.test_images))
         mu, _ = model.encode(to_unit(data.test_images[:n]))

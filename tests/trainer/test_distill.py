@@ -72,7 +72,7 @@ def test_a_missing_teacher_is_named(tmp_path):
 def test_the_sweep_measures_cost_and_quality_next_to_the_teacher(tmp_path):
     out = tmp_path / "distill.json"
     run_sweep(widths=[8], epochs=1, feature=1.0, adversarial=0.0, n=200, out=out, runs=tmp_path / "runs",
-              data=DATA, max_steps=2, device="cpu", cost_repeats=5)
+              data=DATA, max_steps=2, device="cpu", cost_rounds=3)
     rows = json.loads(out.read_text())["rows"]
     teacher, student, served = rows
     assert teacher["teacher"] and teacher["hidden_dim"] == 128 and teacher["name"] == "gan-wide (teacher)"
@@ -86,7 +86,7 @@ def test_the_sweep_measures_cost_and_quality_next_to_the_teacher(tmp_path):
     # a second sweep reuses the trained student rather than training it again
     mtime = (tmp_path / "runs" / student["name"] / f"{student['name']}.safetensors").stat().st_mtime_ns
     run_sweep(widths=[8], epochs=1, feature=1.0, adversarial=0.0, n=200, out=out, runs=tmp_path / "runs",
-              data=DATA, max_steps=2, device="cpu", cost_repeats=5)
+              data=DATA, max_steps=2, device="cpu", cost_rounds=3)
     assert (tmp_path / "runs" / student["name"] / f"{student['name']}.safetensors").stat().st_mtime_ns == mtime
 
 
