@@ -131,14 +131,20 @@ class VAE(nn.Module):
         return self.decode_logits(z), mu, logvar
 
     # --- the prior -----------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> "VAE":
+        # the prior's mixture is kept only between mode switches: a fused optimiser step changes the
+        # weights without bumping their version counters, and training happens in train mode
+        self._cache = {}
+        return super().train(mode)
+
     def _weights_version(self) -> tuple[int, ...]:
-        # every in-place change of a parameter (an optimiser step, a load) bumps its version
+        # an in-place change of a parameter outside a fused optimiser (a load, copy_) bumps its version
         return tuple(p._version for p in (self.pseudo_inputs, *self.encoder.parameters()))
 
     def prior_components(self) -> tuple[torch.Tensor, torch.Tensor]:
         """A VampPrior's mixture: q(z | u_k)'s (mu, logvar), each (K, latent_dim), on the module's device.
         In training, computed with gradients at each call; in eval mode, once without them and kept
-        while the weights stay the same."""
+        until the mode changes or a parameter is changed in place (a load)."""
         if self.training:
             return self.encode(F.hardtanh(self.pseudo_inputs, 0.0, 1.0))
         key = ("device", self.pseudo_inputs.device, self._weights_version())
@@ -210,6 +216,19 @@ class VAE(nn.Module):
             kl = gaussian_log_density(z, mu, logvar) - self.log_prior(z)
         reconstruction = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1)
         return reconstruction + kl_weight * kl
+
+    def neg_iwae(self, x: torch.Tensor, samples: int, kl_weight: float = 1.0) -> torch.Tensor:
+        """Per-example negative importance-weighted bound (Burda et al. 2016) in nats, (B,): with
+        log w_i = log p(x|z_i) - kl_weight (log q(z_i|x) - log p(z_i)) for `samples` draws z_i ~ q(z|x),
+        -(logsumexp_i log w_i - log samples). One sample is the ELBO; more tighten the bound towards
+        log p(x), at the decoder's cost times `samples`."""
+        x = x.reshape(x.shape[0], PIXELS)
+        mu, logvar = self.encode(x)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn(samples, *mu.shape, device=mu.device, dtype=mu.dtype)
+        logits = self.decode_logits(z.reshape(-1, mu.shape[1])).reshape(samples, *x.shape)
+        log_px = -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
+        log_w = log_px - kl_weight * (gaussian_log_density(z, mu, logvar) - self.log_prior(z))
+        return -(torch.logsumexp(log_w, dim=0) - math.log(samples))
 
 
 def vae_loss(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -60,7 +60,8 @@ def train_vae(model: VAE, data: MNIST, preset: Preset, device: torch.device, run
             # so the decoder learns to use the latent before the prior pulls the posteriors together
             done = (epoch - 1) * steps_per_epoch(len(data.train_images), preset.batch_size, max_steps) + step
             kl_weight = min(1.0, (done + 1) / warmup_steps) if warmup_steps else 1.0
-            loss = model.neg_elbo(x, kl_weight).mean()
+            loss = (model.neg_iwae(x, preset.iw_samples, kl_weight) if preset.iw_samples > 1
+                    else model.neg_elbo(x, kl_weight)).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

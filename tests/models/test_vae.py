@@ -127,6 +127,14 @@ def test_prior_cache_follows_the_weights():
     assert z.grad is not None and torch.isfinite(z.grad).all()
     vae.train()
     assert vae.prior_components()[0].requires_grad  # training: recomputed, with gradients
+    # a fused optimiser step changes the weights without bumping their versions: the switch back to
+    # eval mode is what drops the cached mixture
+    stale = vae.eval().prior_components()[0]
+    vae.train()
+    optimizer = torch.optim.Adam(vae.parameters(), lr=0.1, fused=True)
+    vae.neg_elbo(torch.bernoulli(torch.rand(8, 784))).mean().backward()
+    optimizer.step()
+    assert not torch.allclose(vae.eval().prior_components()[0], stale)
 
 
 def test_conv_vae_shapes_and_fast_decoder_path():
@@ -162,3 +170,17 @@ def test_bad_vae_configs_are_refused():
         VAE(VAEConfig(prior="flow"))
     with pytest.raises(ValueError, match="encoder"):
         VAE(VAEConfig(encoder="transformer"))
+
+
+@pytest.mark.parametrize("config", [VAEConfig(latent_dim=6, hidden_dims=(32,)), VAMP])
+def test_importance_weighted_bound_is_tighter_than_the_elbo(config):
+    torch.manual_seed(0)
+    vae = VAE(config)
+    x = torch.bernoulli(torch.rand(32, 784))
+    with torch.no_grad():
+        elbo = torch.stack([vae.neg_iwae(x, 1) for _ in range(20)]).mean(0)  # one sample: the ELBO
+        iwae = torch.stack([vae.neg_iwae(x, 50) for _ in range(20)]).mean(0)
+        analytic = torch.stack([vae.neg_elbo(x) for _ in range(20)]).mean(0)
+    assert iwae.shape == (32,)
+    assert (iwae < elbo).float().mean() > 0.9  # log p(x) >= IWAE_k >= ELBO, per image
+    assert torch.allclose(elbo.mean(), analytic.mean(), rtol=0.02)  # the same objective at k = 1

@@ -16,7 +16,7 @@ from trainer.run import train_preset
 # a class-conditional GAN with EMA, its distilled copy, a cosine-scheduled binarised VAE, a shifted
 # classifier: every kind of state the loops keep (two optimisers, EMA buffers, schedulers, the
 # batch/noise generator)
-PRESETS = ["gan-wide", "gan", "vae", "classifier"]
+PRESETS = ["gan-wide", "gan", "vae", "vae-vamp-iw5", "classifier"]  # vae-vamp-iw5: VampPrior, KL warm-up, IWAE
 
 
 class Stop(Exception):
