@@ -184,3 +184,28 @@ def test_importance_weighted_bound_is_tighter_than_the_elbo(config):
     assert iwae.shape == (32,)
     assert (iwae < elbo).float().mean() > 0.9  # log p(x) >= IWAE_k >= ELBO, per image
     assert torch.allclose(elbo.mean(), analytic.mean(), rtol=0.02)  # the same objective at k = 1
+
+
+def test_digit_sampling_and_datasets_draw_from_the_learned_prior():
+    """digit= candidates and /dataset blocks of a VampPrior VAE are prior draws of the same noise
+    streams a standard-prior model uses as its latents."""
+    from torch import nn
+
+    from models.dataset import BLOCK, block_generator, block_latents
+    from models.sampling import sample_digit
+
+    class SureItIsSeven(nn.Module):
+        def forward(self, x):
+            logits = torch.full((len(x), 10), -30.0)
+            logits[:, 7] = 30.0
+            return logits
+
+    torch.manual_seed(0)
+    vae = spread(VAE(VAMP)).eval()
+    latents, labels = block_latents(vae, seed=5, block=0)
+    noise = torch.randn(BLOCK, VAMP.latent_dim, generator=block_generator(5, 0))
+    assert labels is None and torch.equal(latents, prior_draws(vae, noise))
+    kept, images = sample_digit(vae, SureItIsSeven(), 7, 10, seed=3, max_rounds=1, min_confidence=0.9,
+                                device="cpu")
+    first = torch.randn(max(64, 12 * 10), VAMP.latent_dim, generator=torch.Generator().manual_seed(3))  # round 1
+    assert torch.equal(kept, prior_draws(vae, first)[:10]) and images.shape == (10, 1, 28, 28)
