@@ -205,15 +205,13 @@ class VAE(nn.Module):
     # --- the objective -------------------------------------------------------------------------
     def neg_elbo(self, x: torch.Tensor, kl_weight: float = 1.0) -> torch.Tensor:
         """Per-example negative ELBO in nats, (B,): Bernoulli reconstruction plus kl_weight times the
-        KL to the prior (analytic for the standard prior, a one-sample estimate for a VampPrior)."""
+        KL to the prior (analytic for the standard prior; for a VampPrior a one-sample estimate, which
+        is the one-sample importance-weighted bound)."""
+        if self.config.prior != "normal":
+            return self.neg_iwae(x, 1, kl_weight)
         x = x.reshape(x.shape[0], PIXELS)
-        logits, mu, logvar = self(x) if self.config.prior == "normal" else (None, *self.encode(x))
-        if self.config.prior == "normal":
-            kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1)
-        else:
-            z = self.reparameterize(mu, logvar)
-            logits = self.decode_logits(z)
-            kl = gaussian_log_density(z, mu, logvar) - self.log_prior(z)
+        logits, mu, logvar = self(x)
+        kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1)
         reconstruction = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1)
         return reconstruction + kl_weight * kl
 

@@ -141,7 +141,8 @@ def run_sweep(*, widths: list[int], epochs: int, feature: float, adversarial: fl
         print(f"{row['name']:34s} {row['us_per_image']:7.1f} us per image  {row['multiply_adds_per_image'] / 1e6:5.2f} M "
               "multiply-adds", flush=True)
     write(rows, out)
-    all_rows = json.loads(out.read_text())["rows"]
+    # rows of a sweep stopped before its side-by-side timing have no cost: not on the plot
+    all_rows = [r for r in json.loads(out.read_text())["rows"] if "us_per_image" in r]
     figures.cost_vs_fid([{**r, "label": r["name"].removeprefix("distill-")} for r in all_rows],
                         out.with_suffix(".png"), title="gan-wide distilled: cost per image against FID", budget_us=DISTILL_MAX_US)
     return rows

@@ -170,7 +170,7 @@ def _distillation(metrics: dict, out: Path) -> list[str]:
     sweep = _read(out / "gan_distill.json")
     if not sweep:
         return ["_No sweep yet: run `python -m trainer distill-sweep`._", ""]
-    rows = sweep["rows"]
+    rows = [r for r in sweep["rows"] if "us_per_image" in r]  # a stopped sweep's rows are not yet timed
     teacher = next((r for r in rows if r.get("teacher")), None)
     lines = [sweep["protocol"], "",
              "| generator | channels | epochs | µs per image | × gan-wide | multiply-adds | FID ↓ | IS ↑ | class shares "

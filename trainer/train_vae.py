@@ -37,13 +37,13 @@ def train_vae(model: VAE, data: MNIST, preset: Preset, device: torch.device, run
               max_steps: int | None = None, progress: bool = True, resume: bool = False) -> dict:
     """Trains in place; the run's state is saved in run_dir after every epoch, and resume=True continues from it."""
     optimizer = adam(model.parameters(), preset.lr, preset.betas)
-    total_steps = preset.epochs * steps_per_epoch(len(data.train_images), preset.batch_size, max_steps)
-    scheduler = make_scheduler(optimizer, preset.schedule, total_steps)
+    steps = steps_per_epoch(len(data.train_images), preset.batch_size, max_steps)
+    scheduler = make_scheduler(optimizer, preset.schedule, preset.epochs * steps)
     g = seeded_generator(preset.seed, device)
     milestones = milestone_epochs(preset.epochs)
     fixed = to_unit(data.test_images[:10])
     history: dict = {"epoch": [], "train_loss": [], "val_loss": []}
-    warmup_steps = preset.kl_warmup_epochs * steps_per_epoch(len(data.train_images), preset.batch_size, max_steps)
+    warmup_steps = preset.kl_warmup_epochs * steps
     state = RunState(run_dir, preset, modules={"vae": model}, optimizers={"vae": optimizer},
                      schedulers={"vae": scheduler}, generators={"batches": g})
     first_epoch, history = state.resume(history) if resume else (1, history)
@@ -58,7 +58,7 @@ def train_vae(model: VAE, data: MNIST, preset: Preset, device: torch.device, run
                 x = torch.bernoulli(x, generator=g)
             # KL warm-up (Sønderby et al. 2016): the KL's weight rises from 0 to 1 over the first epochs,
             # so the decoder learns to use the latent before the prior pulls the posteriors together
-            done = (epoch - 1) * steps_per_epoch(len(data.train_images), preset.batch_size, max_steps) + step
+            done = (epoch - 1) * steps + step
             kl_weight = min(1.0, (done + 1) / warmup_steps) if warmup_steps else 1.0
             loss = (model.neg_iwae(x, preset.iw_samples, kl_weight) if preset.iw_samples > 1
                     else model.neg_elbo(x, kl_weight)).mean()
