@@ -42,6 +42,7 @@ train: data
 	$(PY) -m trainer train --preset classifier --weights-dir $(WEIGHTS)
 	$(PY) -m trainer train --preset vae-seed --weights-dir $(WEIGHTS)
 	$(PY) -m trainer train --preset gan-seed --weights-dir $(WEIGHTS)
+	$(PY) -m trainer train --preset vae-normal --weights-dir $(WEIGHTS)
 	$(PY) -m trainer train --preset vae --weights-dir $(WEIGHTS)
 	$(PY) -m trainer train --preset gan-wide --weights-dir $(WEIGHTS)
 	$(PY) -m trainer train --preset gan --weights-dir $(WEIGHTS)

@@ -48,7 +48,7 @@ check "reconstruct multipart"     200 image/png -F "image=@$TMP/digit.png;type=i
 check "reconstruct raw body"      200 image/png -H 'Content-Type: image/png' --data-binary "@$TMP/digit.png" "$BASE/reconstruct?model=vae&side_by_side=true"
 check "encode"                    200 application/json -F "image=@$TMP/digit.png" "$BASE/encode?model=vae"
 grep -q '"mu"' "$TMP/body" || fail "encode: no mu"
-check "decode"                    200 image/png -H 'Content-Type: application/json' -d '{"model":"vae","latents":[[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]]}' "$BASE/decode"
+check "decode"                    200 image/png -H 'Content-Type: application/json' -d '{"model":"vae-normal","latents":[[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]]}' "$BASE/decode"
 check "interpolate get"           200 image/png "$BASE/interpolate?model=gan&seed_a=1&seed_b=2&steps=8"
 check "interpolate post images"   200 image/png -F "image_a=@$TMP/digit.png" -F "image_b=@$TMP/digit.png" "$BASE/interpolate?model=vae&steps=5"
 check "metrics"                   200 text/plain "$BASE/metrics"

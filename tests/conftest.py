@@ -19,7 +19,7 @@ from models import ClassifierConfig, DigitClassifier, Generator, GeneratorConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "models" / "weights"
-BUNDLED_NAMES = ("vae", "gan", "gan-wide", "vae-seed", "gan-seed", "classifier", "fashion-vae", "fashion-gan",
+BUNDLED_NAMES = ("vae", "vae-normal", "gan", "gan-wide", "vae-seed", "gan-seed", "classifier", "fashion-vae", "fashion-gan",
                  "fashion-vae-seed", "fashion-gan-seed", "fashion-classifier")
 
 

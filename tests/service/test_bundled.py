@@ -18,7 +18,7 @@ def test_every_bundled_model_is_listed(bundled_client):
     assert models["classifier"]["metrics"]["test_accuracy"] >= 0.99
 
 
-@pytest.mark.parametrize("model", ["gan", "vae", "gan-seed", "vae-seed"])
+@pytest.mark.parametrize("model", ["gan", "vae", "vae-normal", "gan-seed", "vae-seed"])
 def test_bundled_samples(bundled_client, model):
     r = bundled_client.get("/sample", params={"model": model, "n": 16, "seed": 0, "format": "npy"})
     images = np.load(io.BytesIO(r.content))

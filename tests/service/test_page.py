@@ -332,7 +332,7 @@ def test_the_page_loads_without_console_errors(browser, bundled_server):
     options = js(browser, "return [...document.getElementById('sample-model').options].map(o => o.value)")
     assert set(options) == {n for n in BUNDLED_NAMES if not n.endswith("classifier")}  # generative models only
     assert js(browser, "return [...document.getElementById('draw-model').options].map(o => o.value)") == [
-        "fashion-vae-seed", "fashion-vae", "vae-seed", "vae"]
+        "fashion-vae-seed", "fashion-vae", "vae-normal", "vae-seed", "vae"]
     assert js(browser, "return document.getElementById('draw-model').value") == "vae"
     assert "Ready" in browser.find_element("id", "status").text
     assert loaded < 20, f"the page took {loaded:.1f} s to get ready"
@@ -378,7 +378,7 @@ def test_drawing_a_digit_reconstructs_it_and_shows_its_latent(browser, bundled_s
     picture = image_ink(browser, "recon-img")
     assert picture["width"] == 2 * 30 + 2 and picture["lit"] > 40  # input | reconstruction
     bars = js(browser, "return document.querySelectorAll('#latent-chart rect').length")
-    assert bars == 16  # vae's latent_dim
+    assert bars == 32  # vae's latent_dim
     digit = browser.find_element("css selector", "#verdict strong").text
     assert digit in "0123456789" and len(digit) == 1
     assert browser.find_element("id", "draw-error").text == ""

@@ -161,7 +161,7 @@ def test_report_without_run_folders_keeps_the_committed_figures(tmp_path):
     path = write_report(reports / "metrics.json", tmp_path / "no-runs", BUNDLED, reports)
     assert path.read_bytes() == committed
     assert "No figures" not in path.read_text()
-    for preset in ("vae-seed", "gan-seed", "vae", "gan-wide", "gan"):
+    for preset in ("vae-seed", "gan-seed", "vae-normal", "vae", "gan-wide", "gan"):
         assert f"](figures/{preset}/loss_curves.png)" in path.read_text()
     # a run folder without figures (say, a crashed run) does not wipe them either
     (tmp_path / "empty-runs" / "gan").mkdir(parents=True)
@@ -217,6 +217,26 @@ def test_a_vamp_vae_is_evaluated_in_its_run_folder_and_climbs_the_ladder(tmp_pat
                         tmp_path / "reports").read_text()
     ladder_section = text.split("## The VAE ladder")[1]
     assert "| vae-vamp | tiny VampPrior VAE |" in ladder_section and "2 epochs, 2 min on cpu" in ladder_section
-    assert "| vae |" in ladder_section and "VampPrior (Tomczak & Welling 2018)" in ladder_section
+    assert "| **vae** (served) |" in ladder_section and "VampPrior (Tomczak & Welling 2018)" in ladder_section
     # 10 test images are not the 10,000 the likelihood target is measured on: not met, whatever the figure
     assert "test NLL ≤ 83 nats on all 10,000 test images" in ladder_section and "| NO |" in ladder_section
+
+
+def test_the_ladder_ends_with_the_served_vae_and_judges_it_against_the_one_it_replaced():
+    """Rungs in order (course recipe, the replaced vae, candidates, the served vae); the targets are the
+    served vae's, its reconstructions compared with vae-normal's."""
+    from trainer.report import _vae_ladder
+
+    def vae(nll, fid, mse, images=10_000):
+        return {"test_nll_binarised": nll, "nll_images": images, "nll_k": 5000, "test_neg_elbo_binarised": nll + 4,
+                "fid": fid, "reconstruction_mse_per_pixel": mse}
+
+    metrics = {"models": {"vae-seed": vae(95.3, 305.5, 0.0200, 1000), "vae-normal": vae(87.1, 141.7, 0.0081, 1000),
+                          "vae": vae(82.9, 45.0, 0.0090)}}
+    ladder = {"models": {"vae-vamp": {**vae(83.7, 44.0, 0.0055), "card": {"description": "candidate"}}}}
+    lines = "\n".join(_vae_ladder(metrics, ladder, {}))
+    order = [lines.index(f"| {name} |") for name in ("vae-seed", "vae-normal", "vae-vamp")]
+    assert order == sorted(order) and lines.index("| **vae** (served) |") > order[-1]
+    assert "| vae: test NLL ≤ 83 nats on all 10,000 test images, k = 5,000 | 82.90 (10,000 images) | yes |" in lines
+    assert "| vae: sample FID ≤ 50 | 45.00 | yes |" in lines
+    assert "| vae: reconstructions as good as vae-normal's (MSE ≤ 0.0081) | 0.0090 | NO |" in lines

@@ -21,7 +21,7 @@ def test_a_fashion_preset_is_its_mnist_recipe_on_fashion(name):
 
 def test_another_dataset_gives_that_datasets_preset_of_the_recipe():
     assert get_preset("gan", dataset="fashion").name == "fashion-gan"
-    assert get_preset("fashion-vae", dataset="mnist").to_dict() == PRESETS["vae"].to_dict()
+    assert get_preset("fashion-vae", dataset="mnist").to_dict() == PRESETS["vae-normal"].to_dict()
     twin = get_preset("gan-bce", dataset="fashion")  # no bundled twin: made on the spot
     assert (twin.name, twin.dataset, twin.gan_loss) == ("fashion-gan-bce", "fashion", "bce")
     assert get_preset("gan", dataset="mnist").name == "gan"
@@ -39,7 +39,7 @@ def test_overrides_do_not_leak_into_the_presets():
 
 def test_a_recipe_recorded_before_new_fields_existed_is_the_same_recipe():
     from trainer.presets import with_defaults
-    preset = get_preset("vae")
+    preset = get_preset("vae-normal")
     recorded = preset.to_dict()
     del recorded["kl_warmup_epochs"]  # written before the field existed
     for key in ("encoder", "decoder", "channels", "prior", "pseudo_inputs"):

@@ -16,7 +16,7 @@ from trainer.run import train_preset
 # a class-conditional GAN with EMA, its distilled copy, a cosine-scheduled binarised VAE, a shifted
 # classifier: every kind of state the loops keep (two optimisers, EMA buffers, schedulers, the
 # batch/noise generator)
-PRESETS = ["gan-wide", "gan", "vae", "vae-vamp-iw5", "classifier"]  # vae-vamp-iw5: VampPrior, KL warm-up, IWAE
+PRESETS = ["gan-wide", "gan", "vae-normal", "vae", "classifier"]  # vae: VampPrior, KL warm-up, IWAE
 
 
 class Stop(Exception):
@@ -122,7 +122,7 @@ def test_a_state_saved_before_new_recipe_fields_existed_resumes(tmp_path):
     def state(preset):
         return RunState(tmp_path, preset, modules={"m": module}, optimizers={}, generators={})
 
-    preset = get_preset("vae", epochs=3)
+    preset = get_preset("vae-normal", epochs=3)
     state(preset).save(1, {"epoch": [1]})
     saved = torch.load(tmp_path / STATE_FILE, weights_only=True)
     del saved["recipe"]["kl_warmup_epochs"]
@@ -131,4 +131,4 @@ def test_a_state_saved_before_new_recipe_fields_existed_resumes(tmp_path):
     torch.save(saved, tmp_path / STATE_FILE)
     assert state(preset).resume({})[0] == 2
     with pytest.raises(ResumeError, match="differs in: kl_warmup_epochs"):
-        state(get_preset("vae", epochs=3, kl_warmup_epochs=5)).resume({})
+        state(get_preset("vae-normal", epochs=3, kl_warmup_epochs=5)).resume({})
