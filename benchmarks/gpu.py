@@ -113,7 +113,7 @@ def request_kwargs(kind: str | None, png: bytes, latent_dim: int) -> dict:
     if kind == "decode_json":
         return {"json": {"model": "vae", "latents": [a, b, [0.0] * latent_dim], "format": "npy"}}
     if kind == "interpolate_json":
-        return {"json": {"model": "gan", "latents": [a, b], "steps": 6}}
+        return {"json": {"model": "vae", "latents": [a, b], "steps": 6}}  # latent_dim is vae's
     raise ValueError(kind)
 
 
