@@ -19,8 +19,8 @@ from models import ClassifierConfig, DigitClassifier, Generator, GeneratorConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "models" / "weights"
-BUNDLED_NAMES = ("vae", "vae-normal", "gan", "gan-wide", "vae-seed", "gan-seed", "classifier", "fashion-vae", "fashion-gan",
-                 "fashion-vae-seed", "fashion-gan-seed", "fashion-classifier")
+BUNDLED_NAMES = ("vae", "vae-normal", "gan", "gan-wide", "vae-seed", "gan-seed", "classifier", "fashion-vae",
+                 "fashion-gan", "fashion-vae-seed", "fashion-gan-seed", "fashion-classifier")
 
 
 def write_tiny_weights(folder: Path, seed: int = 0) -> Path:

@@ -82,7 +82,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
         discriminator=DiscriminatorConfig(arch="mlp", hidden_dim=300, sigmoid=True),
     ),
     Preset(
-        # the served vae until the VampPrior one replaced it; kept (and bundled) for its latent space
+        # bundled beside vae for clients that depend on its 16-d latent space
         name="vae-normal", family="vae", epochs=100, batch_size=128, lr=0.001, schedule="cosine", binarize=True,
         description="MLP 784-512-512-(16) both ways on dynamically binarised pixels, Adam 1e-3 with cosine decay.",
         vae=VAEConfig(latent_dim=16, hidden_dims=(512, 512)),

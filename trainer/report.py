@@ -59,8 +59,13 @@ def _figures(runs: Path, out: Path, preset: str, family: str) -> list[str]:
         target_dir.mkdir(parents=True)
         for path in fresh:
             shutil.copy(path, target_dir / path.name)
+    return _figure_paths(out, preset, family)
+
+
+def _figure_paths(out: Path, preset: str, family: str) -> list[str]:
+    """The figures already under out/figures/<preset>/, as paths relative to `out`."""
     return [f"figures/{preset}/{path.name}"
-            for pattern in FIGURES[family] for path in sorted(target_dir.glob(pattern))]
+            for pattern in FIGURES[family] for path in sorted((out / "figures" / preset).glob(pattern))]
 
 
 def _fmt(value, digits=2) -> str:
@@ -218,11 +223,14 @@ def _distillation(metrics: dict, out: Path) -> list[str]:
 def _vae_ladder(metrics: dict, ladder: dict, cards: dict) -> list[str]:
     """From the course recipe to the served vae: the bundled VAEs (reports/metrics.json) and the
     candidates of reports/vae_ladder.json, next to the published figures, and the served vae's targets."""
-    bundled = metrics.get("models", {})
-    rows = [(name, bundled[name], cards.get(name, {})) for name in BUNDLED_LADDER[:-1] if name in bundled]
-    rows += [(name, m, m.get("card") or {}) for name, m in ladder.get("models", {}).items()
-             if name not in BUNDLED_LADDER]  # the bundled ones come from metrics.json
-    rows += [("vae", bundled["vae"], cards.get("vae", {}))] if "vae" in bundled else []
+    bundled, candidates = metrics.get("models", {}), ladder.get("models", {})
+    rows = []
+    for name in [*BUNDLED_LADDER[:-1], *_ladder_candidates(ladder), BUNDLED_LADDER[-1]]:
+        if name in BUNDLED_LADDER:  # the bundled ones come from metrics.json
+            if name in bundled:
+                rows.append((name, bundled[name], cards.get(name, {})))
+        else:
+            rows.append((name, candidates[name], candidates[name].get("card") or {}))
     rows = [(name, m, card) for name, m, card in rows if m.get("test_nll_binarised") is not None]
     if not rows:
         return ["_No VAE measured yet: run `python -m trainer evaluate`._", ""]
@@ -255,6 +263,11 @@ def _vae_ladder(metrics: dict, ladder: dict, cards: dict) -> list[str]:
         lines += ["| target | measured | met |", "|---|---|---|",
                   *[f"| {t} | {v} | {'yes' if ok else 'NO'} |" for t, v, ok in targets], ""]
     return lines
+
+
+def _ladder_candidates(ladder: dict) -> list[str]:
+    """The rungs of reports/vae_ladder.json that are not bundled (those come from metrics.json)."""
+    return [name for name in ladder.get("models", {}) if name not in BUNDLED_LADDER]
 
 
 def _floor(metrics: dict) -> float | None:
@@ -470,13 +483,15 @@ def write_report(metrics_path: Path, runs: Path, weights_dir: Path, out: Path) -
     ladder = _read(metrics_path.with_name("vae_ladder.json"))
     parts += ["## The VAE ladder: from the course recipe towards the published front", "",
               ladder.get("nll_method", metrics.get("nll_method", "")), "", *_vae_ladder(metrics, ladder, cards)]
-    # each candidate's samples, t-SNE and curves, and the served vae's next to them
-    for name in [*(n for n in ladder.get("models", {}) if n not in BUNDLED_LADDER), "vae"]:
-        found = _figures(runs, out, name, "vae")
+    # each candidate's samples, t-SNE and curves, and the served vae's next to them (its preset section
+    # above has already copied them)
+    served = BUNDLED_LADDER[-1]
+    for name in [*_ladder_candidates(ladder), served]:
+        found = _figure_paths(out, name, "vae") if name == served else _figures(runs, out, name, "vae")
         last = max((f for f in found if "reconstructions_epoch" in f), default=None)  # the final epoch's only
         shown = [f for f in found if "reconstructions_epoch" not in f or f == last]
         if shown:
-            parts += [f"### {name}" + (" (served)" if name == "vae" else ""), "",
+            parts += [f"### {name}" + (" (served)" if name == served else ""), "",
                       *[f"![{name} {Path(f).stem}]({f})" for f in shown], ""]
     parts += _discussion("discussion-vae.md", "### What the ladder says")
     path = out / "REPORT.md"
