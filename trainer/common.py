@@ -23,7 +23,19 @@ def to_unit(images_u8: torch.Tensor) -> torch.Tensor:
     return images_u8.unsqueeze(1).float().div_(255)
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int):
+def make_scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int,
+                   restart: tuple[int, float] | None = None):
+    """Per-step schedule; `restart` = (step, factor) for a cosine with one warm restart (see Preset)."""
+    if schedule == "cosine" and restart is not None:
+        first, factor = int(restart[0]), float(restart[1])
+        if not 0 < first < total_steps:
+            raise ValueError(f"the restart step {first} must fall inside the run's {total_steps} steps")
+
+        def rate(step: int) -> float:  # the factor on lr; its first cycle is CosineAnnealingLR's closed form
+            if step < first:
+                return 0.5 * (1 + math.cos(math.pi * step / first))
+            return factor * 0.5 * (1 + math.cos(math.pi * min(step - first, total_steps - first) / (total_steps - first)))
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
     if schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
     if schedule == "constant":

@@ -7,11 +7,15 @@ loop draws from (its seeded batch/noise generator and torch's global ones, CPU a
 so far and the seconds already spent. It is one `resume.pt` per run folder, written with torch.save to a
 temporary file and renamed (a kill mid-write leaves the previous epoch's state), and read with
 `torch.load(weights_only=True)`: tensors, numbers, strings and containers only, no pickled code.
-A run resumes only with the recipe it was started with, which the state records, with one exception:
+A run resumes only with the recipe it was started with, which the state records (its prose
+description aside), with one exception:
 a run whose learning rate is constant may be given another number of epochs, at least the ones it has
 finished (`--resume --epochs N`, e.g. to extend a finished run), since nothing done so far depended on
-the epoch count; a cosine schedule's every step did, so such a run is refused. (The sample grids of
-an extended run come at both epoch counts' milestones.)
+the epoch count; a cosine schedule's every step did, so such a run is refused, with one exception of
+its own: a finished cosine run of E epochs continues into the recipe that adds a warm restart at
+epoch E (`restart`), whose first E epochs follow the same rates (to rounding: one is computed in
+closed form, the other by recursion). (The sample grids of an extended run come at both epoch
+counts' milestones.)
 """
 from __future__ import annotations
 
@@ -52,8 +56,10 @@ class RunState:
             raise ResumeError(f"{self.path} does not exist: nothing to resume (train without --resume to start)")
         state = torch.load(self.path, map_location="cpu", weights_only=True)
         saved = with_defaults(state["recipe"])
-        changed = sorted(k for k in self.recipe if saved.get(k) != self.recipe[k])
-        if changed == ["epochs"] and self.extends(state):
+        # the description is prose about the recipe, not a setting of it
+        changed = sorted(k for k in self.recipe if k != "description" and saved.get(k) != self.recipe[k])
+        restarting = set(changed) <= {"epochs", "restart"} and self.restarts(saved, state)
+        if changed == ["epochs"] and self.extends(state) or restarting:
             changed = []
         if changed:
             raise ResumeError(f"{self.path} was written by another recipe (differs in: {', '.join(changed)}); "
@@ -63,7 +69,10 @@ class RunState:
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])
         for name, scheduler in self.schedulers.items():
-            scheduler.load_state_dict(state["schedulers"][name])
+            if restarting:  # another scheduler class: only the step count carries over
+                _continue_at(scheduler, state["schedulers"][name]["last_epoch"])
+            else:
+                scheduler.load_state_dict(state["schedulers"][name])
         for name, generator in self.generators.items():
             generator.set_state(state["generators"][name])
         torch.set_rng_state(state["torch_rng"])
@@ -76,6 +85,12 @@ class RunState:
     def extends(self, state: dict) -> bool:
         """Whether this recipe is the saved one run for more epochs, with nothing done so far changed."""
         return self.recipe["schedule"] == "constant" and self.recipe["epochs"] >= state["epoch"]
+
+    def restarts(self, saved: dict, state: dict) -> bool:
+        """Whether this recipe is the saved, finished cosine run continued into a warm restart at its end."""
+        restart = self.recipe.get("restart")
+        return (self.recipe["schedule"] == saved["schedule"] == "cosine" and saved.get("restart") is None
+                and restart is not None and int(restart[0]) == saved["epochs"] == state["epoch"])
 
     def save(self, epoch: int, history: dict) -> None:
         """The state after `epoch` finished (history must be plain numbers, lists and dicts)."""
@@ -105,3 +120,11 @@ class RunState:
     def seconds(self) -> float:
         """Training seconds of the whole run: earlier segments plus this one so far."""
         return self.seconds_before + time.perf_counter() - self.started
+
+
+def _continue_at(scheduler: torch.optim.lr_scheduler.LambdaLR, step: int) -> None:
+    """Puts a LambdaLR at `step` as if it had taken every step so far, its optimiser's rates included."""
+    scheduler.last_epoch = step
+    for group, base, rate in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+        group["lr"] = base * rate(step)
+    scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]

@@ -38,7 +38,8 @@ def train_vae(model: VAE, data: MNIST, preset: Preset, device: torch.device, run
     """Trains in place; the run's state is saved in run_dir after every epoch, and resume=True continues from it."""
     optimizer = adam(model.parameters(), preset.lr, preset.betas)
     steps = steps_per_epoch(len(data.train_images), preset.batch_size, max_steps)
-    scheduler = make_scheduler(optimizer, preset.schedule, preset.epochs * steps)
+    scheduler = make_scheduler(optimizer, preset.schedule, preset.epochs * steps,
+                               restart=(preset.restart[0] * steps, preset.restart[1]) if preset.restart else None)
     g = seeded_generator(preset.seed, device)
     milestones = milestone_epochs(preset.epochs)
     fixed = to_unit(data.test_images[:10])

@@ -47,3 +47,34 @@ def test_a_recipe_recorded_before_new_fields_existed_is_the_same_recipe():
     assert with_defaults(recorded) == preset.to_dict()
     recorded["lr"] = 0.5
     assert with_defaults(recorded) != preset.to_dict()  # a real difference still shows
+
+
+def test_a_run_that_ends_before_the_warm_restart_is_a_plain_cosine():
+    assert PRESETS["vae"].restart == (150, 0.5) and PRESETS["vae"].epochs == 250
+    assert get_preset("vae", epochs=200).restart == (150, 0.5)
+    assert get_preset("vae", epochs=150).restart is None  # the first cycle alone
+    assert get_preset("vae", epochs=10, restart=[2, 0.25]).restart == (2, 0.25)  # a list is the same restart
+    with pytest.raises(ValueError, match="inside"):
+        get_preset("vae", epochs=10, restart=(10, 0.5))
+    with pytest.raises(ValueError, match="cosine-scheduled VAE"):
+        get_preset("classifier", restart=(2, 0.5))
+
+
+def test_the_warm_restart_schedule_decays_twice():
+    import torch
+
+    from trainer.common import make_scheduler
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer, reference_optimizer = torch.optim.SGD([param], lr=1.0), torch.optim.SGD([param], lr=1.0)
+    scheduler = make_scheduler(optimizer, "cosine", 30, restart=(20, 0.5))
+    reference = make_scheduler(reference_optimizer, "cosine", 20)  # the plain cosine of the first cycle
+    rates = []
+    for _ in range(30):
+        rates.append(optimizer.param_groups[0]["lr"])
+        if len(rates) <= 20:
+            assert rates[-1] == pytest.approx(reference_optimizer.param_groups[0]["lr"], abs=1e-12)
+        optimizer.step(), reference_optimizer.step(), scheduler.step(), reference.step()
+    assert rates[0] == 1.0 and rates[19] < 0.01 and rates[20] == 0.5 and rates[29] < 0.02
+    assert all(a >= b for a, b in zip(rates[20:], rates[21:]))  # the second cycle only falls
+    with pytest.raises(ValueError, match="inside"):
+        make_scheduler(optimizer, "cosine", 30, restart=(30, 0.5))

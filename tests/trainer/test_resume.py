@@ -74,11 +74,72 @@ def test_resume_refuses_a_state_from_another_recipe(tmp_path):
 def test_a_cosine_run_is_not_extended(tmp_path):
     """More epochs would have changed every step of a cosine schedule already taken."""
     data = synthetic_mnist(n_train=64, n_test=20)
-    train_preset(get_preset("vae", epochs=1, batch_size=32), data, torch.device("cpu"), tmp_path,
+    train_preset(get_preset("vae-normal", epochs=1, batch_size=32), data, torch.device("cpu"), tmp_path,
                  max_steps=2, progress=False)
     with pytest.raises(ResumeError, match="differs in: epochs"):
-        train_preset(get_preset("vae", epochs=2, batch_size=32), data, torch.device("cpu"), tmp_path,
+        train_preset(get_preset("vae-normal", epochs=2, batch_size=32), data, torch.device("cpu"), tmp_path,
                      max_steps=2, progress=False, resume=True)
+
+
+def test_a_finished_cosine_run_continues_into_its_warm_restart(tmp_path):
+    """A cosine run of E epochs resumed as the recipe with a warm restart at epoch E ends where that
+    recipe run straight ends (to the rounding of the closed-form against the recursive cosine)."""
+    data = synthetic_mnist(n_train=96, n_test=40)
+    restarted = get_preset("vae", epochs=3, batch_size=32, restart=(2, 0.5))
+    straight = train_preset(restarted, data, torch.device("cpu"), tmp_path / "straight", max_steps=3, progress=False)
+    first = get_preset("vae", epochs=2, batch_size=32)  # ends before the restart: the plain cosine
+    assert first.restart is None
+    train_preset(first, data, torch.device("cpu"), tmp_path / "continued", max_steps=3, progress=False)
+    continued = train_preset(restarted, data, torch.device("cpu"), tmp_path / "continued", max_steps=3,
+                             progress=False, resume=True)
+    a = load_file(tmp_path / "straight" / "vae.safetensors")
+    b = load_file(tmp_path / "continued" / "vae.safetensors")
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+    assert continued["final_losses"] == pytest.approx(straight["final_losses"], rel=1e-5)
+    assert list(continued["recipe"]["restart"]) == [2, 0.5] and continued["recipe"]["epochs"] == 3
+    assert [(s["from_epoch"], s["to_epoch"]) for s in continued["training"]["segments"]] == [(1, 2), (3, 3)]
+    # a restart anywhere but where the saved run ended would change steps already taken
+    train_preset(first, data, torch.device("cpu"), tmp_path / "early", max_steps=3, progress=False)
+    with pytest.raises(ResumeError, match="differs in: epochs, restart"):
+        train_preset(get_preset("vae", epochs=3, batch_size=32, restart=(1, 0.5)), data, torch.device("cpu"),
+                     tmp_path / "early", max_steps=3, progress=False, resume=True)
+
+
+def test_a_run_stopped_after_its_restart_resumes_bit_for_bit(tmp_path, monkeypatch):
+    """The warm-restart schedule's own state (a LambdaLR) round-trips through resume.pt."""
+    preset = get_preset("vae", epochs=3, batch_size=32, restart=(1, 0.5))
+    data = synthetic_mnist(n_train=96, n_test=40)
+    straight = train_preset(preset, data, torch.device("cpu"), tmp_path / "straight", max_steps=3, progress=False)
+    with monkeypatch.context() as patch:
+        stop_after(patch, 2)
+        with pytest.raises(Stop):
+            train_preset(preset, data, torch.device("cpu"), tmp_path / "stopped", max_steps=3, progress=False)
+    resumed = train_preset(preset, data, torch.device("cpu"), tmp_path / "stopped", max_steps=3, progress=False,
+                           resume=True)
+    assert resumed["weights_sha256"] == straight["weights_sha256"]
+
+
+def test_the_continued_schedule_takes_up_at_the_restart():
+    """A finished cosine's optimiser and step count, carried into the restart schedule: the rates from
+    there are the ones the restart schedule run from the start would give."""
+    from trainer.common import make_scheduler
+    from trainer.resume import _continue_at
+
+    def optimizer():
+        return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    plain, straight = optimizer(), optimizer()
+    plain_schedule = make_scheduler(plain, "cosine", 4)
+    straight_schedule = make_scheduler(straight, "cosine", 8, restart=(4, 0.5))
+    for _ in range(4):
+        plain.step(), plain_schedule.step(), straight.step(), straight_schedule.step()
+    continued = optimizer()
+    continued_schedule = make_scheduler(continued, "cosine", 8, restart=(4, 0.5))
+    continued.load_state_dict(plain.state_dict())
+    _continue_at(continued_schedule, plain_schedule.state_dict()["last_epoch"])
+    for _ in range(4):
+        assert continued.param_groups[0]["lr"] == pytest.approx(straight.param_groups[0]["lr"], abs=1e-12)
+        continued.step(), continued_schedule.step(), straight.step(), straight_schedule.step()
+    assert continued_schedule.get_last_lr() == pytest.approx(straight_schedule.get_last_lr(), abs=1e-12)
 
 
 def test_a_constant_rate_run_extended_equals_the_longer_run(tmp_path):
@@ -125,7 +186,8 @@ def test_a_state_saved_before_new_recipe_fields_existed_resumes(tmp_path):
     preset = get_preset("vae-normal", epochs=3)
     state(preset).save(1, {"epoch": [1]})
     saved = torch.load(tmp_path / STATE_FILE, weights_only=True)
-    del saved["recipe"]["kl_warmup_epochs"]
+    del saved["recipe"]["kl_warmup_epochs"], saved["recipe"]["restart"]
+    saved["recipe"]["description"] = "the same recipe, worded as it was then"  # prose, not a setting
     for key in ("encoder", "decoder", "channels", "prior", "pseudo_inputs"):
         del saved["recipe"]["vae"][key]
     torch.save(saved, tmp_path / STATE_FILE)
