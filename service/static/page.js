@@ -424,6 +424,9 @@
       return;
     }
     const slot = (width - 20) / mu.length;
+    // a number under every bar only while they fit; past 16 bars about eight numbers, the last always
+    const labelEvery = mu.length <= 16 ? 1 : Math.ceil(mu.length / 8);
+    const labelled = (i) => i === mu.length - 1 || (i % labelEvery === 0 && mu.length - 1 - i >= Math.min(labelEvery, 3));
     mu.forEach((value, i) => {
       const shown = Math.max(-limit, Math.min(limit, value));
       const x = 14 + i * slot;
@@ -437,7 +440,9 @@
       const cx = x + slot * 0.35;
       const lo = Math.max(-limit, value - sd), hi = Math.min(limit, value + sd);
       el("line", { class: "whisker", x1: cx, x2: cx, y1: (mid - hi * scale).toFixed(1), y2: (mid - lo * scale).toFixed(1) });
-      el("text", { x: (cx - 3).toFixed(1), y: height - 2 }, String(i));
+      if (labelled(i)) {
+        el("text", { x: cx.toFixed(1), y: height - 2, "text-anchor": "middle", class: "dim" }, String(i));
+      }
     });
     chart.replaceChildren(...parts);
     const summary = mu.map((v) => v.toFixed(2)).join(", ");

@@ -379,6 +379,8 @@ def test_drawing_a_digit_reconstructs_it_and_shows_its_latent(browser, bundled_s
     assert picture["width"] == 2 * 30 + 2 and picture["lit"] > 40  # input | reconstruction
     bars = js(browser, "return document.querySelectorAll('#latent-chart rect').length")
     assert bars == 32  # vae's latent_dim
+    labels = js(browser, "return [...document.querySelectorAll('#latent-chart text.dim')].map((t) => t.textContent)")
+    assert labels == ["0", "4", "8", "12", "16", "20", "24", "28", "31"]  # 32 numbers would overlap
     digit = browser.find_element("css selector", "#verdict strong").text
     assert digit in "0123456789" and len(digit) == 1
     assert browser.find_element("id", "draw-error").text == ""
