@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     presets = ", ".join(f"{name} ({p.family}, {p.epochs} epochs)" for name, p in PRESETS.items())
     train = sub.add_parser("train", help="train one preset", description=f"Train one preset. Presets: {presets}.")
     train.add_argument("--preset", required=True, choices=list(PRESETS), help="recipe to train")
-    train.add_argument("--epochs", type=int, help="override the preset's number of epochs")
+    train.add_argument("--epochs", type=int, help="override the preset's number of epochs (a run that ends at or "
+                       "before a warm restart, e.g. vae's at 150, is its plain-cosine first cycle)")
     train.add_argument("--batch-size", type=int, help="override the preset's batch size")
     train.add_argument("--lr", type=float, help="override the preset's Adam learning rate")
     train.add_argument("--seed", type=int, help="random seed (default: the preset's, 0); same seed, same run")
