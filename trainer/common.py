@@ -34,7 +34,7 @@ def make_scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_steps:
         def rate(step: int) -> float:  # the factor on lr; its first cycle is CosineAnnealingLR's closed form
             if step < first:
                 return 0.5 * (1 + math.cos(math.pi * step / first))
-            return factor * 0.5 * (1 + math.cos(math.pi * min(step - first, total_steps - first) / (total_steps - first)))
+            return factor * 0.5 * (1 + math.cos(math.pi * (step - first) / (total_steps - first)))
         return torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
     if schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))

@@ -90,7 +90,7 @@ class RunState:
         """Whether this recipe is the saved, finished cosine run continued into a warm restart at its end."""
         restart = self.recipe.get("restart")
         return (self.recipe["schedule"] == saved["schedule"] == "cosine" and saved.get("restart") is None
-                and restart is not None and int(restart[0]) == saved["epochs"] == state["epoch"])
+                and restart is not None and restart[0] == saved["epochs"] == state["epoch"])
 
     def save(self, epoch: int, history: dict) -> None:
         """The state after `epoch` finished (history must be plain numbers, lists and dicts)."""

@@ -34,19 +34,24 @@ def stop_after(monkeypatch, epochs: int):
     monkeypatch.setattr(resume_module.RunState, "save", save_then_stop)
 
 
-@pytest.mark.parametrize("name", PRESETS)
-def test_a_resumed_run_ends_where_the_uninterrupted_one_does(tmp_path, monkeypatch, name):
-    preset = get_preset(name, epochs=3, batch_size=32)
+def straight_and_resumed(preset, tmp_path, monkeypatch, stop_epoch: int) -> tuple[dict, dict]:
+    """The cards of `preset` run straight (tmp_path/straight) and run, killed after `stop_epoch`, then
+    resumed (tmp_path/stopped), on the same synthetic data."""
     data = synthetic_mnist(n_train=96, n_test=40)
     straight = train_preset(preset, data, torch.device("cpu"), tmp_path / "straight", max_steps=3, progress=False)
-
     with monkeypatch.context() as patch:
-        stop_after(patch, 1)
+        stop_after(patch, stop_epoch)
         with pytest.raises(Stop):
             train_preset(preset, data, torch.device("cpu"), tmp_path / "stopped", max_steps=3, progress=False)
     assert (tmp_path / "stopped" / STATE_FILE).is_file()
     resumed = train_preset(preset, data, torch.device("cpu"), tmp_path / "stopped", max_steps=3, progress=False,
                            resume=True)
+    return straight, resumed
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_a_resumed_run_ends_where_the_uninterrupted_one_does(tmp_path, monkeypatch, name):
+    straight, resumed = straight_and_resumed(get_preset(name, epochs=3, batch_size=32), tmp_path, monkeypatch, 1)
 
     assert resumed["weights_sha256"] == straight["weights_sha256"]
     assert resumed["final_losses"] == straight["final_losses"]
@@ -108,14 +113,7 @@ def test_a_finished_cosine_run_continues_into_its_warm_restart(tmp_path):
 def test_a_run_stopped_after_its_restart_resumes_bit_for_bit(tmp_path, monkeypatch):
     """The warm-restart schedule's own state (a LambdaLR) round-trips through resume.pt."""
     preset = get_preset("vae", epochs=3, batch_size=32, restart=(1, 0.5))
-    data = synthetic_mnist(n_train=96, n_test=40)
-    straight = train_preset(preset, data, torch.device("cpu"), tmp_path / "straight", max_steps=3, progress=False)
-    with monkeypatch.context() as patch:
-        stop_after(patch, 2)
-        with pytest.raises(Stop):
-            train_preset(preset, data, torch.device("cpu"), tmp_path / "stopped", max_steps=3, progress=False)
-    resumed = train_preset(preset, data, torch.device("cpu"), tmp_path / "stopped", max_steps=3, progress=False,
-                           resume=True)
+    straight, resumed = straight_and_resumed(preset, tmp_path, monkeypatch, 2)
     assert resumed["weights_sha256"] == straight["weights_sha256"]
 
 
