@@ -37,13 +37,15 @@ test: $(DEV_STAMP)
 data: $(DEV_STAMP)
 	$(PY) -m trainer fetch-data
 
-# gan is gan-wide distilled, so gan-wide comes first: gan reads its teacher from the weights folder
+# gan is gan-wide distilled and vae-exemplar is vae with a new prior, so gan-wide and vae come first:
+# both read their base model from the weights folder
 train: data
 	$(PY) -m trainer train --preset classifier --weights-dir $(WEIGHTS)
 	$(PY) -m trainer train --preset vae-seed --weights-dir $(WEIGHTS)
 	$(PY) -m trainer train --preset gan-seed --weights-dir $(WEIGHTS)
 	$(PY) -m trainer train --preset vae-normal --weights-dir $(WEIGHTS)
 	$(PY) -m trainer train --preset vae --weights-dir $(WEIGHTS)
+	$(PY) -m trainer train --preset vae-exemplar --weights-dir $(WEIGHTS)
 	$(PY) -m trainer train --preset gan-wide --weights-dir $(WEIGHTS)
 	$(PY) -m trainer train --preset gan --weights-dir $(WEIGHTS)
 

@@ -1,5 +1,12 @@
 """Variational auto-encoders (Kingma & Welling, 2014): MLP or convolutional encoder and decoder, with
-a standard normal prior or a VampPrior (Tomczak & Welling, 2018).
+a standard normal prior, a VampPrior (Tomczak & Welling, 2018) or an exemplar prior.
+
+An exemplar prior is the aggregate posterior of a labelled training set, kept per class:
+p(z | c) = mean over the training images x_i of class c of q(z | x_i), stored as each image's
+(mu, logvar). It is the prior a VampPrior approximates with K learned pseudo-inputs, taken at
+K = N (Tomczak & Welling 2018, section 3; an exemplar VAE, Norouzi et al. 2020), and it makes the
+VAE class-conditional with exact labels: a latent drawn for class c decodes to a variation of one of
+class c's training digits. The price is that the samples stay close to the training digits.
 
 The course report's network is `VAEConfig()` with its defaults:
 encoder Linear(784,300)-ReLU-Linear(300,32) -> (mu, logvar) of a 16-d latent,
@@ -35,8 +42,9 @@ class VAEConfig:
     encoder: str = "mlp"  # mlp | conv
     decoder: str = "mlp"  # mlp | conv
     channels: int = 32  # conv: c above
-    prior: str = "normal"  # normal | vamp
+    prior: str = "normal"  # normal | vamp | exemplar
     pseudo_inputs: int = 0  # vamp: the mixture's K learned pseudo-inputs, p(z) = mean_k q(z | u_k)
+    exemplars: int = 0  # exemplar: the N labelled training images whose posteriors make the prior
 
 
 def _activation(name: str) -> nn.Module:
@@ -95,6 +103,14 @@ class VAE(nn.Module):
                 raise ValueError("a VampPrior needs pseudo_inputs >= 1")
             # the paper's initialisation: near mid-grey, kept in [0, 1] by a hard tanh when used
             self.pseudo_inputs = nn.Parameter(0.5 + 0.01 * torch.randn(config.pseudo_inputs, PIXELS))
+        elif config.prior == "exemplar":
+            if config.exemplars < 1:
+                raise ValueError("an exemplar prior needs exemplars >= 1")
+            # half precision: its rounding (~1e-3 of a mean) is far inside each posterior's spread
+            self.register_buffer("exemplar_mu", torch.zeros(config.exemplars, config.latent_dim, dtype=torch.float16))
+            self.register_buffer("exemplar_logvar",
+                                 torch.zeros(config.exemplars, config.latent_dim, dtype=torch.float16))
+            self.register_buffer("exemplar_labels", torch.zeros(config.exemplars, dtype=torch.uint8))
         elif config.prior != "normal":
             raise ValueError(f"unknown VAE prior {config.prior!r}")
         self._cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}  # the prior's mixture, by weights version
@@ -102,6 +118,11 @@ class VAE(nn.Module):
     @property
     def latent_dim(self) -> int:
         return self.config.latent_dim
+
+    @property
+    def num_classes(self) -> int:
+        """10 with an exemplar prior (a latent can be drawn for a class), else 0."""
+        return 10 if self.config.prior == "exemplar" else 0
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (B, 1, 28, 28) or (B, 784) in [0, 1] -> mu, logvar: (B, latent_dim)."""
@@ -139,12 +160,28 @@ class VAE(nn.Module):
 
     def _weights_version(self) -> tuple[int, ...]:
         # an in-place change of a parameter outside a fused optimiser (a load, copy_) bumps its version
+        if self.config.prior == "exemplar":
+            return self.exemplar_mu._version, self.exemplar_logvar._version
         return tuple(p._version for p in (self.pseudo_inputs, *self.encoder.parameters()))
+
+    def set_exemplars(self, mu: torch.Tensor, logvar: torch.Tensor, labels: torch.Tensor) -> None:
+        """An exemplar prior's components: the training images' posteriors (N, latent_dim) and classes (N,)."""
+        if mu.shape != self.exemplar_mu.shape or logvar.shape != mu.shape or labels.shape != mu.shape[:1]:
+            raise ValueError(f"exemplars must be ({len(self.exemplar_mu)}, {self.latent_dim}) and "
+                             f"({len(self.exemplar_mu)},), not {tuple(mu.shape)} and {tuple(labels.shape)}")
+        if not torch.equal(torch.unique(labels.long()).cpu(), torch.arange(10)):
+            raise ValueError("exemplar labels must be classes 0-9, each of them at least once")
+        with torch.no_grad():
+            self.exemplar_mu.copy_(mu)
+            self.exemplar_logvar.copy_(logvar)
+            self.exemplar_labels.copy_(labels)
 
     def prior_components(self) -> tuple[torch.Tensor, torch.Tensor]:
         """A VampPrior's mixture: q(z | u_k)'s (mu, logvar), each (K, latent_dim), on the module's device.
         In training, computed with gradients at each call; in eval mode, once without them and kept
         until the mode changes or a parameter is changed in place (a load)."""
+        if self.config.prior == "exemplar":
+            return self.exemplar_mu.float(), self.exemplar_logvar.float()
         if self.training:
             return self.encode(F.hardtanh(self.pseudo_inputs, 0.0, 1.0))
         key = ("device", self.pseudo_inputs.device, self._weights_version())
@@ -159,6 +196,11 @@ class VAE(nn.Module):
         """The mixture's (mu, sigma) for drawing latents: float64 on the CPU, computed from a float64
         copy of the encoder, so a seed's latents do not depend on the device the model runs on."""
         key = ("draw", self._weights_version())
+        if key not in self._cache and self.config.prior == "exemplar":
+            mu = self.exemplar_mu.detach().to("cpu", torch.float64)
+            sigma = torch.exp(0.5 * self.exemplar_logvar.detach().to("cpu", torch.float64))
+            self._cache = {k: v for k, v in self._cache.items() if k[0] != "draw"}
+            self._cache[key] = (mu, sigma)
         if key not in self._cache:
             with torch.inference_mode(False), torch.no_grad():
                 encoder = copy.deepcopy(self.encoder).to("cpu", torch.float64)
@@ -193,7 +235,7 @@ class VAE(nn.Module):
         fresh N(0, 1) noise, so z = mu_k + sigma_k * noise' is an exact draw from the mixture."""
         if self.config.prior == "normal":
             return noise
-        mu, sigma = self._draw_components()
+        mu, sigma = self._draw_components()  # a VampPrior's pseudo-inputs or the exemplars
         k = len(mu)
         fresh = noise.detach().to("cpu", torch.float64)
         u = torch.special.ndtr(fresh[:, 0]) * k
@@ -201,6 +243,35 @@ class VAE(nn.Module):
         fresh[:, 0] = torch.special.ndtri((u - index).clamp(1e-12, 1 - 1e-12))
         index = index.long()
         return (mu[index] + sigma[index] * fresh).to(noise.device, noise.dtype)
+
+    def _class_members(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The exemplars' indices sorted by class (N,), and where each class starts among them (11,)."""
+        key = ("members", self.exemplar_labels._version)
+        if key not in self._cache:
+            labels = self.exemplar_labels.detach().to("cpu", torch.int64)
+            order = torch.argsort(labels, stable=True)
+            starts = torch.zeros(11, dtype=torch.int64)
+            starts[1:] = torch.bincount(labels, minlength=10).cumsum(0)
+            self._cache = {k: v for k, v in self._cache.items() if k[0] != "members"}
+            self._cache[key] = (order, starts)
+        return self._cache[key]
+
+    @torch.no_grad()
+    def latents_for_classes(self, classes: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draws from p(z | c) for each class c in `classes` (n,) -> (n, latent_dim) float32 on the CPU: an
+        exemplar of class c picked uniformly, then its posterior's noise, both from `generator` (n uniforms,
+        then n x latent_dim normals), in float64, so the same stream gives the same latents everywhere."""
+        if self.config.prior != "exemplar":
+            raise ValueError("only a VAE with an exemplar prior draws latents for a class")
+        classes = classes.to("cpu", torch.int64)
+        order, starts = self._class_members()
+        counts = starts[1:] - starts[:-1]
+        u = torch.rand(len(classes), generator=generator, dtype=torch.float64)
+        noise = torch.randn(len(classes), self.latent_dim, generator=generator).to(torch.float64)
+        pick = starts[classes] + (u * counts[classes]).long().clamp_(max=counts[classes] - 1)
+        mu, sigma = self._draw_components()
+        index = order[pick]
+        return (mu[index] + sigma[index] * noise).float()
 
     # --- the objective -------------------------------------------------------------------------
     def neg_elbo(self, x: torch.Tensor, kl_weight: float = 1.0) -> torch.Tensor:

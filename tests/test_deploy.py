@@ -160,10 +160,11 @@ def make_dry_run(*targets: str) -> list[str]:
 
 def test_make_train_puts_the_weights_where_the_service_loads_them():
     commands = [c for c in make_dry_run("train") if " -m trainer train " in c]
-    assert len(commands) == 7
+    assert len(commands) == 8
     assert all(c.endswith("--weights-dir models/weights") for c in commands), commands
     presets = [c.split("--preset ")[1].split()[0] for c in commands]
     assert presets.index("gan-wide") < presets.index("gan")  # the teacher is trained before its student
+    assert presets.index("vae") < presets.index("vae-exemplar")  # and the base VAE before its exemplar model
 
 
 def test_make_bench_runs_the_serving_benchmark():

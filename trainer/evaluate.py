@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from models import dataset as sequence
 from models.checkpoint import LoadedCheckpoint, load
 from models.datasets import DatasetInfo, dataset_named, dataset_of_card
 from models.devices import resolve_device
@@ -74,12 +75,19 @@ def generate_with_latents(generator: torch.nn.Module, n: int, seed: int, device:
 
 
 @torch.no_grad()
-def class_agreement(generator, images: torch.Tensor, latents: torch.Tensor, classifier) -> float:
-    """A class-conditional generator: the share of samples the classifier calls the class their latent
-    asks for (no rejection; digit= adds the classifier's check on top of this)."""
-    wanted = generator.latent_classes(latents)
+def class_agreement(generator, images: torch.Tensor, latents: torch.Tensor, classifier, seed: int = 0) -> float:
+    """A class-conditional generator: the share of samples the classifier calls the class they were drawn
+    for (no rejection; digit= adds the classifier's check on top of this). A generator that reads the
+    class from the latent (the GANs) is judged on these samples; one whose latents do not say their class
+    (an exemplar VAE) on as many items of its /dataset sequence, drawn for equal shares of the classes."""
+    if hasattr(generator, "latent_classes"):
+        wanted = generator.latent_classes(latents)
+    else:
+        device = images.device
+        images, wanted = sequence.make(generator, len(images), seed, device=device)
+        images = images.to(device).float().div_(255)
     said = torch.cat([classifier(part).argmax(1) for part in images.split(1000)])
-    return float((said == wanted).float().mean())
+    return float((said.cpu() == wanted.cpu().long()).float().mean())
 
 
 BLUR_SIGMA = 1.0  # pixels: about the softness of a VAE's decoder means on these images
@@ -128,6 +136,15 @@ def vae_metrics(vae: VAE, data: MNIST, trained_on_binarised: bool, nll_images: i
             else:
                 bin_elbo += loss
     count = len(test)
+    metrics = {
+        "test_neg_elbo_grey": grey_elbo / count,
+        "test_neg_elbo_binarised": bin_elbo / count,
+        "trained_on": "binarised pixels" if trained_on_binarised else "grey levels",
+        "reconstruction_mse_per_pixel": sq_err / (count * PIXELS),
+        "reconstruction_mae_per_pixel": abs_err / (count * PIXELS),
+    }
+    if nll_images <= 0:
+        return metrics
     started = time.perf_counter()
     nll_x = binarised[:nll_images].reshape(-1, PIXELS)
     log_px = []
@@ -136,17 +153,8 @@ def vae_metrics(vae: VAE, data: MNIST, trained_on_binarised: bool, nll_images: i
             nll_x[start:start + 100], vae.encode, bernoulli_log_likelihood(vae.decode_logits), k, generator=g,
             log_prior=vae.log_prior))
     nll = -torch.cat(log_px).mean().item()
-    return {
-        "test_neg_elbo_grey": grey_elbo / count,
-        "test_neg_elbo_binarised": bin_elbo / count,
-        "trained_on": "binarised pixels" if trained_on_binarised else "grey levels",
-        "test_nll_binarised": nll,
-        "nll_k": k,
-        "nll_images": len(nll_x),
-        "nll_seconds": round(time.perf_counter() - started, 1),
-        "reconstruction_mse_per_pixel": sq_err / (count * PIXELS),
-        "reconstruction_mae_per_pixel": abs_err / (count * PIXELS),
-    }
+    return {**metrics, "test_nll_binarised": nll, "nll_k": k, "nll_images": len(nll_x),
+            "nll_seconds": round(time.perf_counter() - started, 1)}
 
 
 def digit_check(weights_dir: Path, data: MNIST, model: str, per_digit: int, seed: int,
@@ -237,10 +245,12 @@ def run_evaluate(*, weights_dir: Path, out: Path, n: int = 10_000, models: list[
         images, latents = generate_with_latents(ckpt.module, n, seed, device)
         metrics = image_metrics(images, test, classifier.module)
         if getattr(ckpt.module, "num_classes", 0):
-            metrics["class_agreement"] = class_agreement(ckpt.module, images, latents, classifier.module)
+            metrics["class_agreement"] = class_agreement(ckpt.module, images, latents, classifier.module, seed)
         if ckpt.kind == "vae":
             binarised = bool((ckpt.card or {}).get("recipe", {}).get("binarize", False))
             count = nll_images if nll_images is not None else (10_000 if device.type == "cuda" else 1000)
+            if ckpt.module.config.prior == "exemplar" and nll_images is None:
+                count = 0  # 60,000 prior components per importance sample: asked for by --nll-images only
             metrics.update(vae_metrics(ckpt.module, data, binarised, min(count, len(data.test_images)),
                                        nll_k, seed, device))
         metrics["evaluated_seconds"] = round(time.perf_counter() - started, 1)

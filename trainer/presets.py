@@ -47,7 +47,8 @@ class Preset:
     augment_shift: int = 0  # classifier: random translation in pixels
     snapshot_every: int = 0  # GAN: keep the served generator every N epochs (for the quality-by-epoch table)
     # distillation (trainer/train_distill.py): the bundled generator this one learns to copy, latent for
-    # latent, and the weights of its losses
+    # latent, and the weights of its losses; a VAE preset with a teacher is that VAE with an exemplar
+    # prior (trainer/build_exemplar.py)
     teacher: str = ""
     distill_pixel: float = 1.0
     distill_feature: float = 0.0
@@ -114,6 +115,14 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
                     "KL warm-up over 10 epochs, Adam 1e-3 with cosine decay, then one warm restart at half "
                     "the rate decaying again (vae-vamp on the IWAE bound, trained longer).",
         vae=VAEConfig(latent_dim=32, hidden_dims=(512, 512), prior="vamp", pseudo_inputs=500),
+    ),
+    Preset(
+        # no training: the served vae's networks with a new prior, built in seconds (trainer/build_exemplar.py)
+        name="vae-exemplar", family="vae", epochs=0, batch_size=128, lr=0.0, teacher="vae",
+        binarize=True,  # as its networks were trained (vae's recipe); what evaluate reports them on
+        description="The served vae's encoder and decoder with an exemplar prior: the aggregate posterior of "
+                    "the 60,000 training digits, kept per class, so a latent drawn for a digit decodes to a "
+                    "variation of one of that digit's training images; labels exact by construction.",
     ),
     Preset(
         name="gan-wide", family="gan", epochs=35, batch_size=64, lr=0.0002, betas=(0.5, 0.999),

@@ -22,6 +22,7 @@ from trainer import figures
 from trainer.common import seeded_generator, to_unit
 from trainer.data import MNIST
 from trainer.presets import Preset
+from trainer.build_exemplar import build_exemplar_vae, load_base
 from trainer.train_classifier import train_classifier
 from trainer.train_distill import load_teacher, student_config, train_distill
 from trainer.train_gan import train_gan, with_class_prior
@@ -60,12 +61,21 @@ def _gan_figures(generator: Generator, preset: Preset, device: torch.device, run
         rows = torch.stack([generator.generate(interpolate(z[2 * i], z[2 * i + 1], 10, "slerp")) for i in range(5)])
     figures.interpolation_strips(rows, run_dir / "interpolation.png",
                                  title=f"{preset.name}: slerp between random latents")
-    if generator.num_classes:  # one row per digit, latents drawn from each digit's part of the latent space
-        classes = torch.arange(generator.num_classes).repeat_interleave(10)
-        with torch.no_grad():
-            samples = generator.generate(generator.latents_for_classes(classes, seeded_generator(preset.seed + 3, device)))
-        what = "digit" if preset.dataset == "mnist" else "class"
-        figures.sample_grid(samples, run_dir / "digits.png", title=f"{preset.name}: one row per {what}", nrow=10)
+    _class_rows(generator, preset, device, run_dir)
+
+
+def _class_rows(module: torch.nn.Module, preset: Preset, device: torch.device, run_dir: Path) -> None:
+    """digits.png of a class-conditional model: one row per class, latents drawn from each class's part
+    of the latent space."""
+    if not getattr(module, "num_classes", 0):
+        return
+    classes = torch.arange(module.num_classes).repeat_interleave(10)
+    # a GAN draws its latents on the device; an exemplar VAE's draws are made on the CPU
+    stream = seeded_generator(preset.seed + 3, device if hasattr(module, "latent_classes") else torch.device("cpu"))
+    with torch.no_grad():
+        samples = module.generate(module.latents_for_classes(classes, stream).to(device))
+    what = "digit" if preset.dataset == "mnist" else "class"
+    figures.sample_grid(samples, run_dir / "digits.png", title=f"{preset.name}: one row per {what}", nrow=10)
 
 
 def train_preset(preset: Preset, data: MNIST, device: torch.device, out_dir: Path,
@@ -78,7 +88,7 @@ def train_preset(preset: Preset, data: MNIST, device: torch.device, out_dir: Pat
     torch.manual_seed(preset.seed)
     data = data.to(device)
     started = time.perf_counter()
-    distilled_from = None
+    distilled_from = built_from = None
     if preset.family == "gan" and preset.teacher:
         teacher, teacher_sha = load_teacher(preset, teacher_dir, device)
         preset = dataclasses.replace(preset, generator=student_config(preset, teacher))
@@ -92,6 +102,14 @@ def train_preset(preset: Preset, data: MNIST, device: torch.device, out_dir: Pat
         config = module.config
         final = {f"{k}_last100": v for k, v in history["final"].items()}
         distilled_from = {"model": preset.teacher, "weights_sha256": teacher_sha}
+    elif preset.family == "vae" and preset.teacher:
+        base, base_sha = load_base(preset, teacher_dir, device)
+        module = build_exemplar_vae(base, data)
+        preset = dataclasses.replace(preset, vae=module.config)
+        config = module.config
+        history, final = {}, {}
+        built_from = {"model": preset.teacher, "weights_sha256": base_sha,
+                      "exemplars": len(data.train_images) + len(data.val_images)}
     elif preset.family == "vae":
         module = VAE(preset.vae).to(device)
         history = train_vae(module, data, preset, device, out_dir, max_steps, progress, resume)
@@ -119,6 +137,7 @@ def train_preset(preset: Preset, data: MNIST, device: torch.device, out_dir: Pat
     module.eval()
     if preset.family == "vae":
         _vae_figures(module, data, preset, out_dir)
+        _class_rows(module, preset, device, out_dir)
     elif preset.family == "gan":
         _gan_figures(module, preset, device, out_dir)
 
@@ -147,6 +166,7 @@ def train_preset(preset: Preset, data: MNIST, device: torch.device, out_dir: Pat
         },
         "final_losses": final,
         **({"distilled_from": distilled_from} if distilled_from else {}),
+        **({"built_from": built_from} if built_from else {}),
         "metrics": {},
     }
     if preset.family == "classifier":

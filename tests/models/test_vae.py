@@ -209,3 +209,68 @@ def test_digit_sampling_and_datasets_draw_from_the_learned_prior():
                                 device="cpu")
     first = torch.randn(max(64, 12 * 10), VAMP.latent_dim, generator=torch.Generator().manual_seed(3))  # round 1
     assert torch.equal(kept, prior_draws(vae, first)[:10]) and images.shape == (10, 1, 28, 28)
+
+
+def exemplar_vae(per_class: int = 3, spread_: float = 0.001) -> VAE:
+    """An exemplar-prior VAE whose class c's exemplars sit at latent c * 10 (first coordinate) and tiny spread."""
+    torch.manual_seed(0)
+    n = 10 * per_class
+    vae = VAE(VAEConfig(latent_dim=4, hidden_dims=(16,), prior="exemplar", exemplars=n)).eval()
+    labels = torch.arange(n) % 10
+    mu = torch.zeros(n, 4)
+    mu[:, 0] = 10.0 * labels
+    mu[:, 1] = torch.arange(n).float() / n  # each exemplar its own place
+    vae.set_exemplars(mu, torch.full((n, 4), 2 * math.log(spread_)), labels)
+    return vae
+
+
+def test_exemplar_draws_for_a_class_come_from_that_class_only():
+    vae = exemplar_vae()
+    classes = torch.tensor([7, 0, 3, 3, 9] * 40)
+    z = vae.latents_for_classes(classes, generator=torch.Generator().manual_seed(1))
+    assert z.shape == (200, 4) and z.dtype == torch.float32
+    assert torch.equal((z[:, 0] / 10).round().long(), classes)  # class c's exemplars sit at 10 c
+    # each of class 3's exemplars is picked, roughly as often as the others
+    picked = (z[classes == 3, 1] * 30).round().long()
+    assert set(picked.tolist()) == {3, 13, 23}
+    again = vae.latents_for_classes(classes, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(z, again)  # the stream decides everything
+
+
+def test_exemplar_prior_is_class_conditional_everywhere_it_matters(tmp_path):
+    from models.dataset import label_source, make
+    from models.sampling import is_conditional
+    vae = exemplar_vae()
+    assert is_conditional(vae) and label_source(vae) == "generator"
+    assert not is_conditional(VAE(VAMP))
+    images, labels = make(vae, 100, seed=5)
+    assert torch.equal(torch.bincount(labels.long(), minlength=10), torch.full((10,), 10))  # equal shares
+    save(vae, vae.config, {"preset": "t"}, tmp_path / "x.safetensors")
+    loaded = load(tmp_path / "x.safetensors").module
+    assert loaded.exemplar_mu.dtype == torch.float16 and torch.equal(loaded.exemplar_labels, vae.exemplar_labels)
+    assert torch.equal(make(loaded, 100, seed=5)[0], images)  # the same sequence after a round trip
+    # a seed without a class: a draw from the whole mixture, each exemplar by the noise's first coordinate
+    z = prior_draws(vae, torch.randn(500, 4, generator=torch.Generator().manual_seed(0)))
+    assert set((z[:, 0] / 10).round().long().tolist()) == set(range(10))
+
+
+def test_exemplar_log_prior_is_the_mean_of_its_components():
+    vae = exemplar_vae(per_class=1, spread_=0.5)
+    z = torch.randn(7, 4)
+    mu, logvar = vae.exemplar_mu.float(), vae.exemplar_logvar.float()
+    want = torch.logsumexp(gaussian_log_density(z[:, None], mu[None], logvar[None]), dim=1) - math.log(10)
+    assert torch.allclose(vae.log_prior(z), want, atol=1e-4)
+
+
+def test_exemplars_must_fit_the_prior():
+    vae = exemplar_vae()
+    with pytest.raises(ValueError, match="exemplars must be"):
+        vae.set_exemplars(torch.zeros(5, 4), torch.zeros(5, 4), torch.zeros(5, dtype=torch.long))
+    with pytest.raises(ValueError, match="classes 0-9"):
+        vae.set_exemplars(torch.zeros(30, 4), torch.zeros(30, 4), torch.full((30,), 10))
+    with pytest.raises(ValueError, match="each of them"):  # a class without exemplars could not be drawn
+        vae.set_exemplars(torch.zeros(30, 4), torch.zeros(30, 4), torch.arange(30) % 9)
+    with pytest.raises(ValueError, match="exemplars >= 1"):
+        VAE(VAEConfig(prior="exemplar"))
+    with pytest.raises(ValueError, match="exemplar prior draws"):
+        VAE(VAMP).latents_for_classes(torch.tensor([1]))

@@ -87,6 +87,19 @@ def test_class_agreement_has_known_answers():
     assert abs(class_agreement(generator, images, latents, always_zero) - 0.1) < 0.015
 
 
+def test_an_exemplar_vae_is_evaluated_without_the_costly_nll_and_with_its_class_agreement(tmp_path):
+    from models import save
+    from tests.conftest import tiny_exemplar_vae
+    weights = write_tiny_weights(tmp_path / "weights")
+    vae, config = tiny_exemplar_vae()
+    save(vae, config, {"preset": "vae-exemplar", "metrics": {}}, weights / "vae-exemplar.safetensors")
+    data = synthetic_mnist(n_train=300, n_test=200)
+    results = run_evaluate(**evaluate_kwargs(tmp_path, weights, models=["vae-exemplar"], nll_images=None), data=data)
+    metrics = results["models"]["vae-exemplar"]
+    assert "fid" in metrics and "test_neg_elbo_grey" in metrics and "test_nll_binarised" not in metrics
+    assert 0.0 <= metrics["class_agreement"] <= 1.0
+
+
 def test_epochs_table_of_a_conditional_generator_reports_class_agreement(tmp_path):
     from models import Generator, GeneratorConfig, save
     weights = write_tiny_weights(tmp_path / "weights")
