@@ -12,8 +12,10 @@ from models.paths import BUNDLED_WEIGHTS
 from trainer.data import SOURCES, DataError
 from trainer.presets import PRESETS
 from trainer.evaluate import WrongDataset
+from trainer.build_exemplar import ExemplarError
 from trainer.train_distill import DistillError
 from trainer.resume import ResumeError
+from trainer.utility import CURVE_SIZES, LEARNERS
 
 DATA_DIRS = ", ".join(f"{key}: {src.default_dir}" for key, src in SOURCES.items())
 
@@ -80,8 +82,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--digit-check", type=int, default=100,
                           help="samples per digit for the independent check of gan's digit= sampling (0: skip)")
     evaluate.add_argument("--utility-n", type=int, default=60_000,
-                          help="synthetic training-set size for the utility score (CAS: a classifier trained on "
+                          help="synthetic training-set size for the utility score (CAS: classifiers trained on "
                                "n generated digits, tested on real ones; 0: skip; default 60000)")
+    evaluate.add_argument("--utility-seeds", default="1,2",
+                          help="dataset (and learner) seeds of the utility score, comma-separated (default 1,2)")
+    evaluate.add_argument("--utility-learners", default=",".join(LEARNERS),
+                          help=f"the utility's learners, comma-separated (default: all: {', '.join(LEARNERS)})")
+    evaluate.add_argument("--curve-models", default="",
+                          help="models whose utility is also measured against the number of items (the curve, "
+                               "with the cheaper learners), comma-separated (default: none)")
+    evaluate.add_argument("--curve-sizes", default=",".join(str(n) for n in CURVE_SIZES),
+                          help=f"the curve's numbers of items (default {','.join(str(n) for n in CURVE_SIZES)})")
     evaluate.add_argument("--utility-verified", action="store_true",
                           help="score the class-conditional models' verified sequences (/dataset?verified=true: "
                                "off-class items redrawn), written under utility_verified")
@@ -140,6 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in _names(text))
+
+
 def cmd_fetch(args: argparse.Namespace) -> int:
     from trainer.data import fetch
     paths = fetch(args.data_dir, dataset=args.dataset or "mnist")
@@ -178,17 +197,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from trainer.utility import run_utility
     dataset = args.dataset or "mnist"
     out = args.out or Path("reports/metrics.json" if dataset == "mnist" else f"reports/metrics-{dataset}.json")
-    common = dict(weights_dir=args.weights_dir, out=out, seed=args.seed, device=args.device,
-                  data_dir=args.data_dir, dataset=dataset)
+    common = dict(weights_dir=args.weights_dir, out=out, device=args.device, data_dir=args.data_dir, dataset=dataset)
     if args.snapshots is not None:
-        run_epochs_table(args.snapshots, **common, n=args.n)
+        run_epochs_table(args.snapshots, **common, n=args.n, seed=args.seed)
         return 0
     if not args.utility_only:
-        run_evaluate(**common, n=args.n, models=args.models, nll_k=args.nll_k, nll_images=args.nll_images,
+        run_evaluate(**common, n=args.n, seed=args.seed, models=args.models, nll_k=args.nll_k, nll_images=args.nll_images,
                      update_cards=not args.no_card_update, digit_check_per_digit=args.digit_check)
     if args.utility_n > 0:
         run_utility(**common, n=args.utility_n, models=args.models, update_cards=not args.no_card_update,
-                    verified=args.utility_verified, fresh_baseline=args.fresh_baseline)
+                    verified=args.utility_verified, fresh_baseline=args.fresh_baseline,
+                    seeds=_ints(args.utility_seeds), learners=tuple(_names(args.utility_learners)),
+                    curve_models=tuple(_names(args.curve_models)), curve_sizes=_ints(args.curve_sizes))
     return 0
 
 
@@ -223,6 +243,6 @@ def main(argv: list[str] | None = None) -> int:
                 "distill-sweep": cmd_distill_sweep, "report": cmd_report}
     try:
         return handlers[args.command](args)
-    except (DataError, ResumeError, WrongDataset, CheckpointError, DistillError) as exc:
+    except (DataError, ResumeError, WrongDataset, CheckpointError, DistillError, ExemplarError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -134,3 +134,24 @@ def cost_vs_fid(rows: list[dict], path: Path, title: str, budget_us: float | Non
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     _save(fig, path)
+
+
+def utility_curve(curve: dict, path: Path, title: str) -> None:
+    """Real test accuracy against the number of training items (log scale): one line per source (a model,
+    or "real", dashed) and learner, as the utility's curve records them (rows[source][learner][n])."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    markers = dict(zip(curve.get("learners", []), "os^D"))
+    for source, per_learner in curve.get("rows", {}).items():
+        for learner, points in per_learner.items():
+            if learner not in markers:
+                continue
+            sizes = sorted(int(n) for n in points)
+            ax.plot(sizes, [100 * points[str(n)] for n in sizes], marker=markers[learner],
+                    linestyle="--" if source == "real" else "-", label=f"{source}, {learner}")
+    ax.set_xscale("log")
+    ax.set_xlabel("training items")
+    ax.set_ylabel("accuracy on the real test set (%)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=9)
+    _save(fig, path)

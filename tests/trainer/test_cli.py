@@ -125,9 +125,17 @@ def test_cli_passes_its_flags_to_the_library_functions(monkeypatch, tmp_path):
     assert calls["evaluate"] == dict(weights_dir=BUNDLED_WEIGHTS, out=tmp_path / "m.json", n=50, seed=0, device="cpu",
                                      data_dir=None, dataset="mnist", models=["gan"], nll_k=5000, nll_images=None,
                                      update_cards=False, digit_check_per_digit=0)
-    assert calls.pop("utility") == dict(weights_dir=BUNDLED_WEIGHTS, out=tmp_path / "m.json", seed=0, device="cpu",
+    assert calls.pop("utility") == dict(weights_dir=BUNDLED_WEIGHTS, out=tmp_path / "m.json", device="cpu",
                                         data_dir=None, dataset="mnist", n=60000, models=["gan"], update_cards=False,
-                                        verified=False, fresh_baseline=False)
+                                        verified=False, fresh_baseline=False, seeds=(1, 2),
+                                        learners=("classifier", "cnn-brief", "mlp"), curve_models=(),
+                                        curve_sizes=(10000, 60000, 240000, 600000))
+    calls.clear()
+    assert cli.main(["evaluate", "--utility-only", "--utility-seeds", "3", "--utility-learners", "mlp,cnn-brief",
+                     "--curve-models", "vae-exemplar", "--curve-sizes", "100,200"]) == 0
+    utility_call = calls.pop("utility")
+    assert (utility_call["seeds"], utility_call["learners"]) == ((3,), ("mlp", "cnn-brief"))
+    assert (utility_call["curve_models"], utility_call["curve_sizes"]) == (("vae-exemplar",), (100, 200))
     calls.clear()
     assert cli.main(["evaluate", "--utility-only", "--utility-n", "600", "--utility-verified"]) == 0
     assert "evaluate" not in calls and calls.pop("utility")["verified"] is True

@@ -1,6 +1,7 @@
 """The utility score (CAS): a classifier trained on what /dataset serves, tested on real digits."""
 import json
 
+import pytest
 import torch
 
 from models import ClassifierConfig, DigitClassifier, Generator, GeneratorConfig, save
@@ -22,33 +23,98 @@ def _weights(folder):
 
 
 def test_the_synthetic_set_is_what_the_service_serves(tmp_path, monkeypatch):
-    """run_utility trains on dataset.make(...): the same function behind GET /dataset."""
+    """run_utility trains every learner at every seed on dataset.make(...): the function behind GET /dataset."""
     weights = _weights(tmp_path)
-    seen = {}
+    seen = []
 
-    def fake_train(images, labels, data, *, seed, device, progress=False, recipe="classifier"):
-        seen[len(seen)] = (images.clone(), labels.clone())
-        return 0.5 + 0.1 * len(seen)
+    def fake_train(images, labels, data, *, preset, device, progress=False):
+        seen.append((preset.name, preset.seed, images.clone(), labels.clone()))
+        return 0.5 + 0.001 * len(seen)
 
-    monkeypatch.setattr(utility, "test_accuracy_when_trained_on", fake_train)
+    monkeypatch.setattr(utility, "accuracy_when_trained_on", fake_train)
     data = synthetic_mnist(n_train=300, n_test=50)
     out = tmp_path / "metrics.json"
     out.write_text(json.dumps({"n": 10, "models": {"kept": 1}}))
-    result = utility.run_utility(weights_dir=weights, out=out, n=200, seed=3, device="cpu", data=data, progress=False)
-    real_images, real_labels = seen[0]
-    assert torch.equal(real_labels, torch.cat([data.train_labels, data.val_labels])[:200])
+    result = utility.run_utility(weights_dir=weights, out=out, n=200, seeds=(3, 4), device="cpu", data=data,
+                                 progress=False)
+    # real: each learner at each seed, on the first 200 real training digits
+    real = [row for row in seen if torch.equal(row[3], torch.cat([data.train_labels, data.val_labels])[:200])]
+    assert {(name, seed) for name, seed, *_ in seen[:6]} == {(l, s) for l in utility.LEARNERS for s in (3, 4)}
+    assert len(real) >= 6
     from models.checkpoint import load
     module = load(weights / "gan.safetensors").module
-    want_images, want_labels = dataset.make(module, 200, 3)
-    assert torch.equal(seen[1][0], want_images.reshape(200, 28, 28)) and torch.equal(seen[1][1], want_labels)
-    assert result["real"]["test_accuracy"] == 0.6
+    for seed in (3, 4):
+        want_images, want_labels = dataset.make(module, 200, seed)
+        trained = [row for row in seen[6:12] if row[1] == seed]
+        assert len(trained) == 3 and all(torch.equal(row[2], want_images.reshape(200, 28, 28)) and
+                                         torch.equal(row[3], want_labels) for row in trained)
+    # the bundled classifier's own recipe, and two learners that differ from it
+    assert {row[0] for row in seen} == {"classifier", "cnn-brief", "mlp"}
     assert result["models"]["gan"]["label_source"] == "generator"
     assert result["models"]["gan-seed"]["label_source"] == "classifier"
+    gap = result["gaps"]["gan"]["mlp"]
+    real_mean = (result["real"]["mlp"]["accuracy"]["3"] + result["real"]["mlp"]["accuracy"]["4"]) / 2
+    assert gap["real"] == pytest.approx(real_mean) and gap["gap"] == pytest.approx(100 * (real_mean - gap["mean"]))
     document = json.loads(out.read_text())
     assert document["models"] == {"kept": 1} and document["utility"]["n"] == 200  # other keys kept
     card = json.loads((weights / "gan.json").read_text())
-    assert card["metrics"]["utility_cas"] == result["models"]["gan"]["test_accuracy"]
-    assert card["metrics"]["utility_real_baseline"] == 0.6 and card["metrics"]["utility_n"] == 200
+    assert card["metrics"]["utility"]["learners"] == result["gaps"]["gan"]
+    assert card["metrics"]["utility_cas"] == pytest.approx(result["gaps"]["gan"]["classifier"]["mean"])
+
+
+def test_the_curve_trains_on_growing_slices_of_the_same_sequence(tmp_path, monkeypatch):
+    """The curve: the cheaper learners on n items of a model for each n, and on real images only up to the
+    real training set's size."""
+    weights = _weights(tmp_path)
+    sizes = []
+
+    def fake_train(images, labels, data, *, preset, device, progress=False):
+        sizes.append((preset.name, len(images)))
+        return len(images) / 1000
+
+    monkeypatch.setattr(utility, "accuracy_when_trained_on", fake_train)
+    data = synthetic_mnist(n_train=300, n_test=50)
+    out = tmp_path / "metrics.json"
+    result = utility.run_utility(weights_dir=weights, out=out, models=["gan"], n=100, seeds=(1,), device="cpu",
+                                 data=data, progress=False, learners=("mlp",), curve_models=("gan",),
+                                 curve_sizes=(100, 200, 600))
+    rows = result["curve"]["rows"]
+    assert set(rows["real"]["mlp"]) == {"100", "200"}  # 600 is more than the 300 + 50 real images
+    assert rows["gan"]["mlp"] == {"100": 0.1, "200": 0.2, "600": 0.6}
+    assert set(rows["gan"]) == {"weights_sha256", *utility.CURVE_LEARNERS}
+    calls = len(sizes)
+    utility.run_utility(weights_dir=weights, out=out, models=["gan"], n=100, seeds=(1,), device="cpu", data=data,
+                        progress=False, learners=("mlp",), curve_models=("gan",), curve_sizes=(100, 200, 600))
+    assert len(sizes) == calls  # everything was measured already: kept
+
+
+def test_a_run_of_some_learners_or_seeds_keeps_the_rest(tmp_path, monkeypatch):
+    """Rows are kept across runs measured the same way: a run for one learner or one more seed trains only
+    what is missing, and the means cover every seed the rows hold."""
+    weights = _weights(tmp_path)
+    calls = []
+
+    def fake_train(images, labels, data, *, preset, device, progress=False):
+        calls.append((preset.name, preset.seed))
+        return 0.5 + 0.01 * preset.seed
+
+    monkeypatch.setattr(utility, "accuracy_when_trained_on", fake_train)
+    data = synthetic_mnist(n_train=300, n_test=50)
+    out = tmp_path / "metrics.json"
+    common = dict(weights_dir=weights, out=out, models=["gan"], n=100, device="cpu", data=data, progress=False)
+    utility.run_utility(**common, seeds=(1,))
+    assert len(calls) == 6  # 3 learners: real and gan
+    utility.run_utility(**common, seeds=(1,), learners=("mlp",))
+    assert len(calls) == 6  # nothing new to measure
+    again = utility.run_utility(**common, seeds=(2,), learners=("mlp",))
+    assert calls[6:] == [("mlp", 2), ("mlp", 2)]  # real and gan at the new seed only
+    assert set(again["real"]) == set(utility.LEARNERS) and again["seeds"] == [1, 2]
+    assert again["gaps"]["gan"]["mlp"]["mean"] == pytest.approx(0.515)  # both seeds
+    assert again["gaps"]["gan"]["classifier"]["mean"] == pytest.approx(0.51)  # the one it has
+    utility.run_utility(**common, seeds=(1,), fresh_baseline=True)
+    assert len(calls) == 11  # the real rows again (3 learners), nothing else
+    utility.run_utility(**{**common, "n": 200}, seeds=(1,))
+    assert len(calls) == 17  # another n: everything again
 
 
 def test_a_classifier_really_learns_from_the_given_set():
@@ -63,87 +129,54 @@ def test_a_classifier_really_learns_from_the_given_set():
         return images, labels
 
     data = synthetic_mnist(n_train=400, n_test=200)
-    images, labels = fake_digits(400)
+    images, labels = fake_digits(3000)  # the briefest learner takes 2 epochs: 48 steps
     data.test_images, data.test_labels = fake_digits(200)
-    accuracy = utility.test_accuracy_when_trained_on(images, labels, data, seed=0, device=torch.device("cpu"))
-    assert accuracy > 0.9
-    shuffled = utility.test_accuracy_when_trained_on(images, labels[torch.randperm(400)], data, seed=0,
-                                                      device=torch.device("cpu"))
-    assert shuffled < 0.5  # labels that mean nothing teach nothing
+    for learner in utility.LEARNERS:
+        preset = utility.learner_preset(learner, utility.dataset_named("mnist"), 0)
+        accuracy = utility.accuracy_when_trained_on(images, labels, data, preset=preset, device=torch.device("cpu"))
+        assert accuracy > 0.9, learner
+        shuffled = utility.accuracy_when_trained_on(images, labels[torch.randperm(3000)], data, preset=preset,
+                                                    device=torch.device("cpu"))
+        assert shuffled < 0.5, learner  # labels that mean nothing teach nothing
 
 
-def test_the_report_shows_the_utility_table_and_the_gan_target():
+def _section(real, models, verified=False):
+    """A utility section as run_utility writes it: accuracies per learner and seed."""
+    def learners(values):
+        return {name: {"accuracy": {"1": a, "2": b}} for name, (a, b) in values.items()}
+
+    section = {"protocol": "CAS.", "dataset": "MNIST", "n": 60000, "seeds": [1, 2], "device": "cpu",
+               "learners": {"classifier": "the judge's recipe", "mlp": "an MLP"}, "real": learners(real),
+               "models": {name: {"label_source": source, "learners": learners(values)}
+                          for name, (source, values) in models.items()}, "curve": {}}
+    section["gaps"] = utility.gaps(section)
+    return section
+
+
+def test_the_report_shows_each_learner_with_its_gap_and_the_targets(tmp_path):
     from trainer.report import _targets, _utility_table
-    metrics = {"utility": {"protocol": "CAS.", "n": 60000, "seed": 0, "device": "cpu",
-                           "real": {"test_accuracy": 0.991},
-                           "models": {"gan": {"test_accuracy": 0.9812, "label_source": "generator"},
-                                      "vae": {"test_accuracy": 0.95, "label_source": "classifier"}}}}
-    metrics["utility_verified"] = {"n": 60000, "seed": 0, "real": {"test_accuracy": 0.992},
-                                   "models": {"gan": {"test_accuracy": 0.9795, "label_source": "generator"}}}
-    seeds = {"utility": {"seed": 1, "real": {"test_accuracy": 0.993},
-                         "models": {"gan": {"test_accuracy": 0.9770, "label_source": "generator"}}}}
-    table = _utility_table(metrics, seeds)
-    assert "| *60,000 real MNIST images* | the dataset's | 99.10 % | — |" in table
-    assert "| 60,000 images of gan (`/dataset?model=gan`) | the class asked for | 98.12 % | -0.98 points |" in table
-    assert "the bundled classifier | 95.00 %" in table
-    # a verified row is compared with its own run's real-data figure
-    assert ("| 60,000 images of gan (`/dataset?model=gan&verified=true`) | the class asked for, checked by the "
-            "classifier | 97.95 % | -1.25 points |") in table
-    assert "| real images | 99.10 % | 99.30 % | 99.20 % |" in table and "| gan, plain | 98.12 % | 97.70 % |" in table
-    targets = _targets(metrics)
-    assert ("gan utility (CAS, `/dataset?model=gan`) ≥ 98.0 %", "98.12 %", True) in targets
-    assert ("gan utility (CAS, `/dataset?model=gan&verified=true`) ≥ 98.0 %", "97.95 %", False) in targets
+    metrics = {"utility": _section({"classifier": (0.990, 0.992), "mlp": (0.977, 0.979)},
+                                   {"gan": ("generator", {"classifier": (0.981, 0.983), "mlp": (0.93, 0.94)}),
+                                    "vae-exemplar": ("generator", {"classifier": (0.990, 0.991), "mlp": (0.975, 0.976)}),
+                                    "vae": ("classifier", {"classifier": (0.95, 0.95), "mlp": (0.90, 0.90)})}),
+               "models": {"vae": {"class_histogram": [0.157] + [0.0937] * 9}}}
+    table = _utility_table(metrics, tmp_path)
+    assert "| *60,000 real MNIST images* | the dataset's | as in the data | 99.10 ± 0.10 | 97.80 ± 0.10 |" in table
+    assert ("| `/dataset?model=gan` | the class asked for | 10 % each (exact) | 98.20 ± 0.10 (gap +0.90) | "
+            "93.50 ± 0.50 (gap +4.30) |") in table
+    assert "| `/dataset?model=vae` | the bundled classifier | 9.4–15.7 % |" in table
+    targets = {label: (value, met) for label, value, met in _targets(metrics)}
+    assert targets["gan utility (CAS, `/dataset?model=gan`) ≥ 98.0 %"] == ("98.20 %", True)
+    label = "vae-exemplar (the default /dataset model): gap to real ≤ 0.5 points for every learner"
+    assert targets[label] == ("+0.25 (worst of 2)", True)
     assert "No utility scores yet" in _utility_table({})
 
 
-def test_the_verified_score_trains_on_the_verified_sequence(tmp_path, monkeypatch):
-    """verified=True trains on dataset.make(..., verified=True) (what /dataset?verified=true serves),
-    skips models without classes, and writes utility_cas_verified without touching utility_cas."""
-    weights = _weights(tmp_path)
-    seen = []
-
-    def fake_train(images, labels, data, *, seed, device, progress=False, recipe="classifier"):
-        seen.append((images.clone(), labels.clone()))
-        return 0.9
-
-    monkeypatch.setattr(utility, "test_accuracy_when_trained_on", fake_train)
-    out = tmp_path / "metrics.json"
-    result = utility.run_utility(weights_dir=weights, out=out, n=300, seed=2, device="cpu", progress=False,
-                                 data=synthetic_mnist(n_train=300, n_test=50), verified=True)
-    from models.checkpoint import load
-    module = load(weights / "gan.safetensors").module
-    classifier = load(weights / "classifier.safetensors").module
-    want_images, want_labels = dataset.make(module, 300, 2, classifier=classifier, verified=True)
-    assert list(result["models"]) == ["gan"] and len(seen) == 2  # real, then gan only
-    assert torch.equal(seen[1][0], want_images.reshape(300, 28, 28)) and torch.equal(seen[1][1], want_labels)
-    plain_images, _ = dataset.make(module, 300, 2)
-    assert not torch.equal(want_images, plain_images)  # random weights: many items were redrawn
-    assert "utility_verified" in json.loads(out.read_text())
-    metrics = json.loads((weights / "gan.json").read_text())["metrics"]
-    assert metrics["utility_cas_verified"] == 0.9 and "utility_cas" not in metrics
-
-
-def test_a_run_for_named_models_keeps_the_real_baseline_measured_the_same_way(tmp_path, monkeypatch):
-    """The real-data baseline does not depend on the models: a later run for some models reuses it
-    (same dataset, n, seed, device), a run with other settings or fresh_baseline=True measures it."""
-    weights = _weights(tmp_path)
-    calls = []
-
-    def fake_train(images, labels, data, *, seed, device, progress=False, recipe="classifier"):
-        calls.append(len(images))
-        return 0.5 + 0.01 * len(calls)
-
-    monkeypatch.setattr(utility, "test_accuracy_when_trained_on", fake_train)
-    data = synthetic_mnist(n_train=300, n_test=50)
-    out = tmp_path / "metrics.json"
-    first = utility.run_utility(weights_dir=weights, out=out, n=200, seed=3, device="cpu", data=data, progress=False)
-    assert len(calls) == 3  # real, gan, gan-seed
-    again = utility.run_utility(weights_dir=weights, out=out, models=["gan"], n=200, seed=3, device="cpu", data=data,
-                                progress=False, verified=True)
-    assert len(calls) == 4 and again["real"] == first["real"]  # only the verified gan was trained
-    other_seed = utility.run_utility(weights_dir=weights, out=out, models=["gan"], n=200, seed=4, device="cpu",
-                                     data=data, progress=False)
-    assert len(calls) == 6 and other_seed["real"] != first["real"]
-    utility.run_utility(weights_dir=weights, out=out, models=["gan"], n=200, seed=4, device="cpu", data=data,
-                        progress=False, fresh_baseline=True)
-    assert len(calls) == 8
+def test_the_report_draws_the_curve(tmp_path):
+    from trainer.report import _utility_table
+    section = _section({"mlp": (0.97, 0.97)}, {})
+    section["curve"] = {"seed": 1, "learners": ["mlp"], "sizes": [10, 20],
+                        "rows": {"real": {"mlp": {"10": 0.9}}, "gan": {"weights_sha256": "x", "mlp": {"10": 0.8, "20": 0.95}}}}
+    table = _utility_table({"utility": section}, tmp_path)
+    assert "| gan | mlp | 80.00 | 95.00 |" in table and "| real | mlp | 90.00 | — |" in table
+    assert (tmp_path / "figures" / "utility_curve.png").stat().st_size > 0
