@@ -61,9 +61,12 @@ def digits_param(digits: Sequence[int] | str | None) -> str | None:
     return ",".join(str(int(d)) for d in digits)
 
 
-def dataset_params(model: str, n: int, seed: int | None, offset: int, digits, fmt: str,
+def dataset_params(model: str | None, n: int, seed: int | None, offset: int, digits, fmt: str,
                    verified: bool = False) -> dict:
-    params = {"model": model, "n": n, "offset": offset, "format": fmt}
+    """/dataset's query; model None leaves the choice to the service (its default dataset model)."""
+    params = {"n": n, "offset": offset, "format": fmt}
+    if model is not None:
+        params["model"] = model
     if seed is not None:
         params["seed"] = seed
     if digits is not None:

@@ -62,12 +62,12 @@ class Client:
         self.last_seed = int(response.headers["x-seed"])
         return parse_npy(response.content)
 
-    def fetch_page(self, n: int, model: str = "gan", seed: int = 0, digits: Digits = None, offset: int = 0,
+    def fetch_page(self, n: int, model: str | None = None, seed: int = 0, digits: Digits = None, offset: int = 0,
                    format: str = "npz", *, verified: bool = False) -> bytes:
         """One /dataset answer as raw bytes (npz or tar), retried as a whole until complete."""
         return self._get("/dataset", dataset_params(model, n, seed, offset, digits, format, verified)).content
 
-    def iter_dataset(self, n: int, model: str = "gan", seed: int | None = None, digits: Digits = None,
+    def iter_dataset(self, n: int, model: str | None = None, seed: int | None = None, digits: Digits = None,
                      offset: int = 0, batch: int = DEFAULT_PAGE, *,
                      verified: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(images, labels) pages of at most `batch` items covering [offset, offset + n), in order.
@@ -76,13 +76,13 @@ class Client:
         for start, size in pages(n, offset, batch):
             yield parse_npz(self.fetch_page(size, model, seed, digits, start, verified=verified), size)
 
-    def dataset(self, n: int, model: str = "gan", seed: int | None = None, digits: Digits = None, offset: int = 0,
+    def dataset(self, n: int, model: str | None = None, seed: int | None = None, digits: Digits = None, offset: int = 0,
                 batch: int = DEFAULT_PAGE, *, verified: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """uint8 images (n, 28, 28) and uint8 labels (n,): items [offset, offset + n) of the sequence."""
         parts = list(self.iter_dataset(n, model, seed, digits, offset, batch, verified=verified))
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
-    def torch_dataset(self, n: int, model: str = "gan", seed: int | None = None, digits: Digits = None,
+    def torch_dataset(self, n: int, model: str | None = None, seed: int | None = None, digits: Digits = None,
                       offset: int = 0, batch: int = DEFAULT_PAGE, transform=None, *, verified: bool = False):
         """A torch Dataset of (image float (1, 28, 28) in [0, 1], label int64), fetched now (needs torch)."""
         from digitgen_client.torch import ArrayDataset
@@ -123,25 +123,25 @@ class AsyncClient:
         self.last_seed = int(response.headers["x-seed"])
         return parse_npy(response.content)
 
-    async def fetch_page(self, n: int, model: str = "gan", seed: int = 0, digits: Digits = None, offset: int = 0,
+    async def fetch_page(self, n: int, model: str | None = None, seed: int = 0, digits: Digits = None, offset: int = 0,
                          format: str = "npz", *, verified: bool = False) -> bytes:
         params = dataset_params(model, n, seed, offset, digits, format, verified)
         return (await self._get("/dataset", params)).content
 
-    async def iter_dataset(self, n: int, model: str = "gan", seed: int | None = None, digits: Digits = None,
+    async def iter_dataset(self, n: int, model: str | None = None, seed: int | None = None, digits: Digits = None,
                            offset: int = 0, batch: int = DEFAULT_PAGE, *,
                            verified: bool = False) -> AsyncIterator[tuple[np.ndarray, np.ndarray]]:
         self.last_seed = seed = _pin(seed)
         for start, size in pages(n, offset, batch):
             yield parse_npz(await self.fetch_page(size, model, seed, digits, start, verified=verified), size)
 
-    async def dataset(self, n: int, model: str = "gan", seed: int | None = None, digits: Digits = None,
+    async def dataset(self, n: int, model: str | None = None, seed: int | None = None, digits: Digits = None,
                       offset: int = 0, batch: int = DEFAULT_PAGE, *,
                       verified: bool = False) -> tuple[np.ndarray, np.ndarray]:
         parts = [page async for page in self.iter_dataset(n, model, seed, digits, offset, batch, verified=verified)]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
-    async def torch_dataset(self, n: int, model: str = "gan", seed: int | None = None, digits: Digits = None,
+    async def torch_dataset(self, n: int, model: str | None = None, seed: int | None = None, digits: Digits = None,
                             offset: int = 0, batch: int = DEFAULT_PAGE, transform=None, *, verified: bool = False):
         from digitgen_client.torch import ArrayDataset
         return ArrayDataset(*(await self.dataset(n, model, seed, digits, offset, batch, verified=verified)),

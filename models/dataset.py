@@ -29,6 +29,11 @@ from torch import nn
 
 from models.sampling import classify_u8, generate_u8, is_conditional, prior_draws
 
+DEFAULT_MODEL = "vae-exemplar"
+"""The model /dataset serves when none is named: the one whose sets teach classifiers most like real
+data does (reports/REPORT.md, "Utility"); /sample's default stays gan."""
+FALLBACK_MODEL = "gan"
+"""/dataset's default where DEFAULT_MODEL is not loaded (a weights folder without it)."""
 BLOCK = 1024  # items per independently seeded block
 ALL_DIGITS = tuple(range(10))
 VERIFY_ROUNDS = 8

@@ -143,8 +143,8 @@ class Service:
     Building it also sets up logging when nothing has (`uvicorn service.main:app`; service/logs.py)."""
 
     # what browsers may read from a cross-origin response besides the CORS-safelisted headers
-    EXPOSED_HEADERS = ["X-Seed", "X-Seed-A", "X-Seed-B", "X-Model", "X-Label-Source", "X-Labels-Verified", "X-Request-ID",
-                       "ETag"]
+    EXPOSED_HEADERS = ["X-Seed", "X-Seed-A", "X-Seed-B", "X-Model", "X-Label-Source", "X-Class-Shares",
+                       "X-Labels-Verified", "X-Request-ID", "ETag"]
 
     def __init__(self, api: FastAPI):
         self.api = api

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from annotated_types import Ge, Le, MaxLen, MinLen
 from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
-from models.dataset import ALL_DIGITS
+from models.dataset import ALL_DIGITS, DEFAULT_MODEL as DEFAULT_DATASET_MODEL
 
 Format = Literal["png", "json", "npy"]
 MAX_NROW = 1024  # images per grid row, wherever a grid is asked for
@@ -55,8 +55,9 @@ MAX_OFFSET = 10**12  # /dataset items are indexed from 0 up to here
 
 class DatasetQuery(BaseModel):
     """GET /dataset's parameters."""
-    model: ModelName = Field("gan", description="a generative model from /models",
-                       examples=["gan"])
+    model: ModelName = Field(DEFAULT_DATASET_MODEL, description="a generative model from /models (default: the one "
+                             "whose sets teach a classifier most like real data; gan where it is not loaded)",
+                             examples=[DEFAULT_DATASET_MODEL])
     n: int = Field(1000, ge=1, description="number of labelled images (limit DIGITGEN_MAX_DATASET)",
                    examples=[60000])
     seed: Seed | None = Field(None, description="the dataset's seed: same model, seed and "
@@ -170,6 +171,8 @@ class ModelInfo(BaseModel):
     dataset: str = Field(description="what it was trained on: MNIST | Fashion-MNIST", examples=["MNIST"])
     classes: list[str] = Field(description="the dataset's class names by index: what digit=/label= and the labels "
                                "of /dataset mean", examples=[[str(d) for d in range(10)]])
+    conditional: bool = Field(False, description="a class-conditional generative model: digit=/label= and /dataset "
+                              "labels are the class asked for (exact, equal shares), not a classifier's verdict")
     classifier: str | None = Field(description="the loaded classifier that judges its samples (digit=/label=, "
                                    "verified datasets, labels of a model without classes), or null",
                                    examples=["classifier"])

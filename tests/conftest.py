@@ -19,7 +19,7 @@ from models import ClassifierConfig, DigitClassifier, Generator, GeneratorConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "models" / "weights"
-BUNDLED_NAMES = ("vae", "vae-normal", "gan", "gan-wide", "vae-seed", "gan-seed", "classifier", "fashion-vae",
+BUNDLED_NAMES = ("vae", "vae-normal", "vae-exemplar", "gan", "gan-wide", "vae-seed", "gan-seed", "classifier", "fashion-vae",
                  "fashion-gan", "fashion-vae-seed", "fashion-gan-seed", "fashion-classifier")
 
 
@@ -37,10 +37,19 @@ def write_tiny_weights(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
+def tiny_exemplar_vae(per_class: int = 20, latent_dim: int = 4) -> tuple[VAE, VAEConfig]:
+    """A small random VAE with an exemplar prior: per_class exemplars of each class, their posteriors random."""
+    n = 10 * per_class
+    config = VAEConfig(latent_dim=latent_dim, hidden_dims=(16,), prior="exemplar", exemplars=n)
+    vae = VAE(config).eval()
+    vae.set_exemplars(torch.randn(n, latent_dim), torch.full((n, latent_dim), -2.0), torch.arange(n) % 10)
+    return vae, config
+
+
 def write_conditional_weights(folder: Path, seed: int = 0) -> Path:
-    """Small random models shaped like the bundled set for /dataset: a class-conditional DCGAN `gan`
-    (its labels are the classes asked for), an unconditional `vae` (labelled by the classifier) and
-    the classifier."""
+    """Small random models shaped like the bundled set for /dataset: the default dataset model
+    `vae-exemplar` and a class-conditional DCGAN `gan` (their labels are the classes asked for), an
+    unconditional `vae` (labelled by the classifier) and the classifier."""
     torch.manual_seed(seed)
     folder.mkdir(parents=True, exist_ok=True)
     card = {"preset": "tiny", "description": "random init for tests", "epochs": 0, "metrics": {}}
@@ -49,6 +58,7 @@ def write_conditional_weights(folder: Path, seed: int = 0) -> Path:
     classifier = ClassifierConfig(channels=(4, 8), feature_dim=16)
     save(Generator(gan).eval(), gan, card, folder / "gan.safetensors")
     save(VAE(vae), vae, card, folder / "vae.safetensors")
+    save(*tiny_exemplar_vae(), card, folder / "vae-exemplar.safetensors")
     save(DigitClassifier(classifier).eval(), classifier, card, folder / "classifier.safetensors")
     return folder
 

@@ -25,6 +25,11 @@ DATASET_RESPONSES = {
           "headers": {"X-Seed": SEED_HEADER, "X-Model": MODEL_HEADER,
                       "X-Label-Source": header("generator: each label is the class the model was asked for; "
                                                "classifier: the model's classifier's verdict", "generator"),
+                      "X-Class-Shares": header("equal: every class asked for (digits=, default all) has the same "
+                                               "share, item i being class digits[i mod len(digits)]; as-drawn: a "
+                                               "model without classes, whose shares are the ones it happens to "
+                                               "draw, not held within 9-11 % (its class_histogram in /models)",
+                                               "equal"),
                       "X-Labels-Verified": header("true: labels checked by the model's classifier (verified=true: "
                                                   "an off-class item drawn again, up to 8 draws; or a model without "
                                                   "classes, labelled by it)", "false"),
@@ -41,10 +46,13 @@ DATASET_RESPONSES = {
 async def get_dataset(request: Request, inference: InferenceDep, settings: SettingsDep,
                       query: Annotated[DatasetQuery, Query()]):
     """Items are generated block by block while the answer streams: memory stays flat whatever n is,
-    and a client that disconnects stops the work. A class-conditional model (gan) gives each class an
+    and a client that disconnects stops the work. A class-conditional model (vae-exemplar, the default,
+    and gan) gives each class an
     equal share, labelled with the class it was asked for (verified=true: and confirmed by the model's
     classifier, off-class items drawn again); a model without classes is labelled by its dataset's
     bundled classifier (`X-Label-Source` says which)."""
+    if "model" not in query.model_fields_set and inference.registry.get(query.model) is None:
+        query.model = dataset.FALLBACK_MODEL  # a weights folder without the default model
     served = lookup_model(request, inference.registry, query.model, kinds=GENERATIVE, action="make a dataset")
     check_limit(query.n, settings.max_dataset, "n", "MAX_DATASET")
     conditional = dataset.is_conditional(served.module)
@@ -62,6 +70,7 @@ async def get_dataset(request: Request, inference: InferenceDep, settings: Setti
     digits, n, offset = query.digit_tuple(), query.n, query.offset
     filename = f"digitgen-{served.name}-seed{seed}-{offset}-{offset + n}{'-verified' if verified else ''}.{query.format}"
     headers = {"X-Seed": str(seed), "X-Model": served.name, "X-Label-Source": dataset.label_source(served.module),
+               "X-Class-Shares": "equal" if conditional else "as-drawn",
                "X-Labels-Verified": "true" if verified or not conditional else "false",
                "Content-Disposition": f'attachment; filename="{filename}"'}
     if query.seed is None:

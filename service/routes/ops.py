@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from models.sampling import is_conditional
 from service.deps import RegistryDep, lookup_model, require_api_key
 from service.errors import error_body, responses
 from service.openapi import ANY_MODEL, model_kinds
@@ -22,6 +23,7 @@ def model_info(m: ServedModel, registry) -> ModelInfo:
     judge = registry.judge(m) if m.is_generative else None
     return ModelInfo(
         name=m.name, kind=m.kind, dataset=m.dataset.title, classes=list(m.dataset.classes),
+        conditional=m.is_generative and is_conditional(m.module),
         classifier=judge.name if judge else None, preset=card.get("preset"), description=card.get("description"),
         latent_dim=m.latent_dim, parameters=m.parameters, device=str(m.device), weights_sha256=m.sha256,
         epochs=card.get("epochs"), recipe=card.get("recipe", {}), training=card.get("training", {}),

@@ -129,8 +129,9 @@
   }
 
   const randomSeed = () => crypto.getRandomValues(new Uint32Array(1))[0] & 0x7fffffff;
-  const isConditional = (m) => Boolean(m && m.recipe && m.recipe.generator && m.recipe.generator.num_classes);
-  const kindLabel = (m) => ({ vae: "VAE", generator: isConditional(m) ? "conditional GAN" : "GAN" })[m.kind] || m.kind;
+  const isConditional = (m) => Boolean(m && m.conditional);
+  const kindLabel = (m) => ({ vae: isConditional(m) ? "conditional VAE" : "VAE",
+                              generator: isConditional(m) ? "conditional GAN" : "GAN" })[m.kind] || m.kind;
   const model = (name) => state.models.find((m) => m.name === name);
   const formatBytes = (n) => (n < 1024 ? `${n} B` : `${(n / 1024).toFixed(1)} kB`);
 

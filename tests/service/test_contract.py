@@ -124,7 +124,7 @@ def test_response_headers_are_declared_where_they_are_sent(schema):
     assert set(schema["paths"]["/interpolate"]["get"]["responses"]["200"]["headers"]) == {
         "X-Seed-A", "X-Seed-B", "X-Model"} | caching
     assert set(schema["paths"]["/dataset"]["get"]["responses"]["200"]["headers"]) == {
-        "X-Seed", "X-Model", "X-Label-Source", "X-Labels-Verified"} | caching
+        "X-Seed", "X-Model", "X-Label-Source", "X-Class-Shares", "X-Labels-Verified"} | caching
     assert "304" in schema["paths"]["/dataset"]["get"]["responses"]
     assert "headers" not in schema["paths"]["/decode"]["post"]["responses"]["200"] or \
         "ETag" not in schema["paths"]["/decode"]["post"]["responses"]["200"]["headers"]

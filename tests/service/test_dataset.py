@@ -42,12 +42,28 @@ def test_a_slice_equals_the_same_items_of_a_bigger_request(client, model):
     assert not np.array_equal(other, images[:100])
 
 
-def test_labels_are_the_classes_asked_for_in_equal_shares(client):
-    response = client.get("/dataset?n=1000&seed=3")
+@pytest.mark.parametrize("model", [None, "gan"])
+def test_labels_are_the_classes_asked_for_in_equal_shares(client, model):
+    response = client.get("/dataset?n=1000&seed=3" + (f"&model={model}" if model else ""))
     images, labels = npz(response)
+    assert response.headers["x-model"] == (model or "vae-exemplar")  # the default: the most useful model
     assert response.headers["x-label-source"] == "generator" and response.headers["x-seed"] == "3"
+    assert response.headers["x-class-shares"] == "equal"
     assert np.array_equal(labels, np.arange(1000) % 10)
     assert np.bincount(labels).tolist() == [100] * 10
+
+
+def test_an_exemplar_vae_draws_each_item_from_its_class_exemplars():
+    """An exemplar VAE's item of class c is decoded from a latent at one of class c's exemplars (their
+    posteriors made narrow here, so the nearest exemplar is the one drawn from)."""
+    from tests.conftest import tiny_exemplar_vae
+    module, _ = tiny_exemplar_vae()
+    module.set_exemplars(module.exemplar_mu.float(), torch.full_like(module.exemplar_mu, -16.0),
+                         module.exemplar_labels)
+    latents, asked = dataset.block_latents(module, seed=3, block=0)
+    mu = module.exemplar_mu.float()
+    nearest = torch.cdist(latents, mu).argmin(1)
+    assert torch.equal(module.exemplar_labels[nearest].long(), asked)
 
 
 def test_the_latents_behind_the_labels_ask_the_generator_for_those_classes(weights):
@@ -70,7 +86,7 @@ def test_a_model_without_classes_is_labelled_by_the_classifier(client):
     from models.sampling import classify_u8
     response = client.get("/dataset?model=vae&n=50&seed=2")
     images, labels = npz(response)
-    assert response.headers["x-label-source"] == "classifier"
+    assert response.headers["x-label-source"] == "classifier" and response.headers["x-class-shares"] == "as-drawn"
     classifier = load(client.app.state.settings.weights_dir / "classifier.safetensors").module
     digits, _ = classify_u8(classifier, torch.from_numpy(images).unsqueeze(1), device="cpu")
     assert np.array_equal(labels, digits.numpy())
@@ -207,7 +223,15 @@ def test_a_verified_set_needs_a_classifier(tmp_path, weights):
         if (weights / f"gan{suffix}").exists():
             shutil.copy(weights / f"gan{suffix}", folder / f"gan{suffix}")
     with make_client(folder) as c:
-        assert c.get("/dataset?n=10&seed=1").status_code == 200
-        response = c.get("/dataset?n=10&seed=1&verified=true")
+        assert c.get("/dataset?model=gan&n=10&seed=1").status_code == 200
+        response = c.get("/dataset?model=gan&n=10&seed=1&verified=true")
     assert response.status_code == 422 and response.json()["code"] == "no_classifier"
     assert "verified=true needs a classifier of MNIST (classifier)" in response.json()["detail"]
+
+
+def test_without_the_default_model_loaded_the_default_is_gan(tiny_weights):
+    with make_client(tiny_weights) as c:  # gan, vae and the classifier: no vae-exemplar
+        response = c.get("/dataset?n=10&seed=1")
+        named = c.get("/dataset?model=vae-exemplar&n=10&seed=1")
+    assert response.status_code == 200 and response.headers["x-model"] == "gan"
+    assert named.status_code == 404  # asked for by name, it is not replaced

@@ -332,7 +332,7 @@ def test_the_page_loads_without_console_errors(browser, bundled_server):
     options = js(browser, "return [...document.getElementById('sample-model').options].map(o => o.value)")
     assert set(options) == {n for n in BUNDLED_NAMES if not n.endswith("classifier")}  # generative models only
     assert js(browser, "return [...document.getElementById('draw-model').options].map(o => o.value)") == [
-        "fashion-vae-seed", "fashion-vae", "vae-normal", "vae-seed", "vae"]
+        "fashion-vae-seed", "fashion-vae", "vae-exemplar", "vae-normal", "vae-seed", "vae"]
     assert js(browser, "return document.getElementById('draw-model').value") == "vae"
     assert "Ready" in browser.find_element("id", "status").text
     assert loaded < 20, f"the page took {loaded:.1f} s to get ready"
