@@ -2,12 +2,11 @@
 
 npz: one archive with `images` uint8 (n, 28, 28) and `labels` uint8 (n,), as /dataset sends them.
 tar: one WebDataset-style archive (<index>.png + <index>.cls per item), the members of every page
-in order. Pages are fetched one at a time and retried after a dropped connection or a 503.
+in order: byte for byte the archive one request for all the items would give. Pages are fetched one at a time and retried after a dropped connection or a 503.
 """
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import sys
 import tarfile
@@ -18,6 +17,31 @@ import numpy as np
 
 from digitgen_client._common import DEFAULT_PAGE, DEFAULT_URL, DigitgenError, pages
 from digitgen_client.client import Client, _pin
+
+
+_ZERO_BLOCK = bytes(tarfile.BLOCKSIZE)
+
+
+def tar_members(page: bytes, count: int) -> memoryview:
+    """The members of one /dataset tar page, without its end-of-archive marker: `count` of them, found
+    by walking their headers (each header, then its data padded to whole blocks)."""
+    view, offset = memoryview(page), 0
+    for _ in range(count):
+        header = page[offset:offset + tarfile.BLOCKSIZE]
+        if len(header) < tarfile.BLOCKSIZE or header == _ZERO_BLOCK:
+            raise DigitgenError(200, "malformed_page", f"a tar page ended after fewer than its {count} members")
+        size = int(header[124:136].rstrip(b"\0 ") or b"0", 8)
+        offset += tarfile.BLOCKSIZE + -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+    if page[offset:offset + 2 * tarfile.BLOCKSIZE] != 2 * _ZERO_BLOCK:
+        raise DigitgenError(200, "malformed_page", f"a tar page holds more than {count} members or lacks "
+                            "its end marker")
+    return view[:offset]
+
+
+def tar_end(written: int) -> bytes:
+    """What ends an archive of `written` bytes of members as tarfile ends one: two zero blocks, then
+    zeros to a whole record. The pages' members and this give the bytes of one request for all items."""
+    return bytes(2 * tarfile.BLOCKSIZE + (-(written + 2 * tarfile.BLOCKSIZE)) % tarfile.RECORDSIZE)
 
 
 def _progress(total: int, quiet: bool):
@@ -57,14 +81,16 @@ def fetch(client: Client, out: Path, n: int, model: str, seed: int | None, digit
             with open(partial, "wb") as f:
                 np.savez(f, images=np.concatenate(images), labels=np.concatenate(labels))
         else:
-            with tarfile.open(partial, "w", format=tarfile.USTAR_FORMAT) as archive:
+            with open(partial, "wb") as archive:
+                written = 0
                 for start, size in pages(n, offset, batch):
                     page = client.fetch_page(size, model, seed, digits, start, format="tar", verified=verified)
-                    with tarfile.open(fileobj=io.BytesIO(page)) as part:
-                        for member in part:
-                            archive.addfile(member, part.extractfile(member))
+                    members = tar_members(page, 2 * size)
+                    archive.write(members)
+                    written += len(members)
                     if bar:
                         bar.update(size)
+                archive.write(tar_end(written))
         os.replace(partial, out)  # a finished file or none: never half a set under the final name
     finally:
         partial.unlink(missing_ok=True)
@@ -82,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
                      help=f"the service (default: $DIGITGEN_URL or {DEFAULT_URL})")
     get.add_argument("--api-key", default=os.environ.get("DIGITGEN_API_KEY"), help="default: $DIGITGEN_API_KEY")
     get.add_argument("--n", type=int, required=True, help="number of images")
-    get.add_argument("--model", default="gan", help="a generative model (default gan)")
+    get.add_argument("--model", help="a generative model (default: the service's default for datasets)")
     get.add_argument("--seed", type=int, help="the dataset's seed (default: random, printed)")
     get.add_argument("--digits", help="comma-separated subset of classes, e.g. 3,8 (class-conditional models)")
     get.add_argument("--verified", action="store_true",

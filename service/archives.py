@@ -84,31 +84,72 @@ class NpzWriter:
         return self._sink.take()
 
 
+def _ustar_headers(names: list[bytes], size: int) -> np.ndarray:
+    """(k, 512) uint8: tarfile's USTAR header for each name (all of one length) and a file of `size` bytes,
+    mode 0644, no owner, time stamp 0: the template tarfile writes, with each name put in and its
+    checksum (POSIX ustar: the header's byte sum with the checksum field as spaces) computed again."""
+    info = tarfile.TarInfo(names[0].decode())
+    info.size, info.mode = size, 0o644
+    template = np.frombuffer(info.tobuf(tarfile.USTAR_FORMAT), dtype=np.uint8).copy()
+    template[148:156] = ord(" ")
+    headers = np.repeat(template[None], len(names), axis=0)
+    headers[:, :len(names[0])] = np.frombuffer(b"".join(names), dtype=np.uint8).reshape(len(names), -1)
+    total = headers.sum(axis=1, dtype=np.int64)
+    headers[:, 148:154] = ((total[:, None] >> (3 * np.arange(5, -1, -1))) & 7) + ord("0")  # "%06o\0 "
+    headers[:, 154], headers[:, 155] = 0, ord(" ")
+    return headers
+
+
+def _padded(size: int) -> int:
+    return -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+
+
 class TarWriter:
+    """The archive tarfile's streaming writer ("w|", USTAR) would write for the same members, byte for
+    byte, laid out a block of items at a time with NumPy: every item is the same four 512-byte-aligned
+    parts (PNG header and data, label header and data), so no per-member Python objects are made."""
+
     def __init__(self, first_index: int):
         self._next = first_index
-        self._sink = _Sink()
-        self._tar = tarfile.open(fileobj=self._sink, mode="w|", format=tarfile.USTAR_FORMAT)
+        self._written = 0
 
-    def _member(self, name: str, data: bytes) -> None:
-        info = tarfile.TarInfo(name)
-        info.size, info.mode = len(data), 0o644
-        self._tar.addfile(info, io.BytesIO(data))
+    def _items(self, images_u8: torch.Tensor, labels_u8: torch.Tensor, first: int) -> bytes:
+        """The members of consecutive items whose keys have one length."""
+        k = len(labels_u8)
+        names = [b"%06d" % i for i in range(first, first + k)]
+        pngs = imaging.encode_small_pngs(images_u8)
+        png_size, cls_size = pngs.shape[1], 1  # a label 0-9 is one decimal digit
+        layout = np.cumsum([0, tarfile.BLOCKSIZE, _padded(png_size), tarfile.BLOCKSIZE, _padded(cls_size)])
+        out = np.zeros((k, layout[-1]), dtype=np.uint8)
+        out[:, layout[0]:layout[1]] = _ustar_headers([n + b".png" for n in names], png_size)
+        out[:, layout[1]:layout[1] + png_size] = pngs
+        out[:, layout[2]:layout[3]] = _ustar_headers([n + b".cls" for n in names], cls_size)
+        out[:, layout[3]] = labels_u8.numpy() + ord("0")
+        return out.tobytes()
 
     def add(self, images_u8: torch.Tensor, labels_u8: torch.Tensor) -> bytes:
-        for image, label in zip(images_u8, labels_u8.tolist()):
-            key = f"{self._next:06d}"
-            self._member(f"{key}.png", imaging.encode_png(image))
-            self._member(f"{key}.cls", str(label).encode())
-            self._next += 1
-        return self._sink.take()
+        if len(labels_u8) == 0:
+            return b""
+        if int(labels_u8.min()) < 0 or int(labels_u8.max()) > 9:
+            raise ValueError("labels are classes 0-9")
+        parts, start = [], 0
+        while start < len(labels_u8):  # runs of keys of one length: 999999 | 1000000 splits a block
+            first = self._next + start
+            stop = min(len(labels_u8), start + max(10 ** len(str(first)), 10 ** 6) - first)
+            parts.append(self._items(images_u8[start:stop], labels_u8[start:stop], first))
+            start = stop
+        self._next += len(labels_u8)
+        data = b"".join(parts)
+        self._written += len(data)
+        return data
 
     def abandon(self) -> None:
-        self._tar.close()
+        pass
 
     def finish(self) -> bytes:
-        self._tar.close()
-        return self._sink.take()
+        """The end-of-archive marker (two zero blocks), then zeros to a whole record, as tarfile ends one."""
+        end = self._written + 2 * tarfile.BLOCKSIZE
+        return bytes(2 * tarfile.BLOCKSIZE + (-end) % tarfile.RECORDSIZE)
 
 
 def writer(format: str, n: int, offset: int) -> NpzWriter | TarWriter:

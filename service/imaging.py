@@ -172,6 +172,37 @@ def encode_png(image: torch.Tensor) -> bytes:
                      struct.pack(">I", zlib.crc32(idat, _IDAT_CRC)), _IEND))
 
 
+def encode_small_pngs(images_u8: torch.Tensor) -> np.ndarray:
+    """(k, 1, H, W) or (k, H, W) uint8 images small enough to be stored (rows of at most
+    PNG_STORE_MAX_BYTES) -> (k, L) uint8: row i is exactly encode_png(images_u8[i]), all of one length L.
+    The same file laid out for many images at once, for /dataset's tar; only the two checksums per image
+    (zlib's Adler-32, the chunk's CRC-32) are computed one image at a time."""
+    pixels = images_u8.reshape(-1, *images_u8.shape[-2:]).numpy()
+    k, height, width = pixels.shape
+    size = height * (width + 1)
+    if size > PNG_STORE_MAX_BYTES:
+        raise ValueError("encode_small_pngs takes images whose rows are stored, not compressed")
+    # the IDAT data: zlib header (deflate, 32 KiB window, no preset dictionary, fastest), one final stored
+    # block (RFC 1951 3.2.4: BFINAL=1, BTYPE=00, LEN and its complement, little-endian), Adler-32 (big-endian)
+    zlib_head = bytes((0x78, 0x01, 0x01)) + struct.pack("<HH", size, size ^ 0xFFFF)
+    idat_len = len(zlib_head) + size + 4
+    head = np.frombuffer(_head(width, height) + struct.pack(">I", idat_len) + b"IDAT" + zlib_head, dtype=np.uint8)
+    out = np.zeros((k, len(head) + size + 4 + 4 + len(_IEND)), dtype=np.uint8)
+    out[:, :len(head)] = head
+    body = out[:, len(head):len(head) + size].reshape(k, height, width + 1)
+    body[:, :, 1:] = pixels  # a leading 0 per row: filter type "None"
+    idat_start = len(head) - len(zlib_head)
+    checksums = np.empty((k, 2), dtype=">u4")
+    for i in range(k):
+        checksums[i, 0] = zlib.adler32(out[i, len(head):len(head) + size])
+    out[:, len(head) + size:len(head) + size + 4] = checksums[:, :1].view(np.uint8)
+    for i in range(k):
+        checksums[i, 1] = zlib.crc32(out[i, idat_start:idat_start + idat_len], _IDAT_CRC)
+    out[:, idat_start + idat_len:idat_start + idat_len + 4] = checksums[:, 1:].view(np.uint8)
+    out[:, -len(_IEND):] = np.frombuffer(_IEND, dtype=np.uint8)
+    return out
+
+
 @functools.lru_cache(maxsize=256)
 def _head(width: int, height: int) -> bytes:
     """Signature and IHDR chunk: 8-bit, greyscale, no interlace."""

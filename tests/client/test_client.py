@@ -49,7 +49,7 @@ def test_digits_sample_and_models(server):
         assert set(labels.tolist()) == {3, 8}
         images = client.sample(5, model="vae", seed=2)
         assert images.shape == (5, 28, 28) and images.dtype == np.uint8 and client.last_seed == 2
-        assert {m["name"] for m in client.models()} == {"gan", "vae", "classifier"}
+        assert {m["name"] for m in client.models()} == {"gan", "vae", "vae-exemplar", "classifier"}
 
 
 def test_verified_sets_through_the_client_and_the_cli(server, tmp_path):
@@ -166,8 +166,28 @@ def test_the_cli_writes_a_loadable_npz_and_tar(server, tmp_path, capsys):
         names = archive.getnames()
         assert len(names) == 3000 and names[:2] == ["000000.png", "000000.cls"] and names[-1] == "001499.cls"
         assert int(archive.extractfile("001234.cls").read()) == want_labels[1234]
+    # three pages make the archive one request for the 1,500 items gives
+    whole = httpx.get(f"{server}/dataset", params={"n": 1500, "seed": 4, "format": "tar"}, timeout=60).content
+    assert (tmp_path / "synth.tar").read_bytes() == whole
     assert "seed 4" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.part"))
+
+
+def test_a_truncated_or_overlong_tar_page_is_refused():
+    from digitgen_client._common import DigitgenError
+    from digitgen_client.cli import tar_end, tar_members
+    sink = io.BytesIO()
+    with tarfile.open(fileobj=sink, mode="w", format=tarfile.USTAR_FORMAT) as archive:
+        for name in ("a.cls", "b.cls"):
+            info = tarfile.TarInfo(name)
+            info.size = 1
+            archive.addfile(info, io.BytesIO(b"7"))
+    page = sink.getvalue()
+    assert bytes(tar_members(page, 2)) + tar_end(2048) == page  # two members, then the end as tarfile writes it
+    with pytest.raises(DigitgenError, match="fewer than"):
+        tar_members(page[:1024], 2)
+    with pytest.raises(DigitgenError, match="more than"):
+        tar_members(page, 1)
 
 
 def test_the_cli_reports_a_refusal_in_one_line(server, tmp_path):

@@ -119,3 +119,14 @@ def test_grid_matches_torchvision_make_grid(n, nrow):
     from service.imaging import grid
     images = torch.randint(1, 256, (n, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(n))
     assert torch.equal(grid(images, nrow), make_grid(images, nrow=nrow, padding=2, pad_value=0)[:1])
+
+
+def test_many_small_pngs_at_once_are_the_one_at_a_time_files():
+    from service.imaging import encode_png, encode_small_pngs
+    images = torch.randint(0, 256, (40, 1, 28, 28), dtype=torch.uint8)
+    images[0] = 0
+    images[1] = 255
+    files = encode_small_pngs(images)
+    assert all(files[i].tobytes() == encode_png(images[i]) for i in range(40))
+    with pytest.raises(ValueError, match="stored"):
+        encode_small_pngs(torch.zeros(2, 1, 56, 56, dtype=torch.uint8))  # an enlarged image is compressed
