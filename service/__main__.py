@@ -22,6 +22,7 @@ from pydantic_settings import SettingsError
 
 from service.config import LOG_LEVELS, Settings, usable_cores
 from service.logs import logging_config
+from service.protocol import GuardedHttpToolsProtocol
 
 CONFIG_ERROR = 2  # the exit status for settings the service cannot start with
 # the flag's default: one process, for process managers that run one per container (Kubernetes: scale
@@ -145,7 +146,9 @@ def main(argv: list[str] | None = None) -> None:
     # installed before it; this one turns an orderly, drained shutdown into exit status 0.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     prepare_workers(args.workers)
+    # the httptools protocol with header size and time limits and a connection cap (service/protocol.py)
     uvicorn.run("service.main:app", host=args.host, port=args.port, workers=args.workers,
+                http=GuardedHttpToolsProtocol, timeout_keep_alive=settings.keepalive_timeout_s,
                 log_config=log_config, log_level=level, timeout_graceful_shutdown=args.graceful_timeout,
                 proxy_headers=True, server_header=False, access_log=False)
 

@@ -52,6 +52,14 @@ class Settings(BaseSettings):
     max_scale: int = Field(16, ge=1, le=64, description="largest nearest-neighbour upscaling")
     max_upload_bytes: int = Field(5 * 1024 * 1024, ge=1024, description="largest upload or request body")
     max_image_pixels: int = Field(25_000_000, ge=784, description="largest decoded image (width x height)")
+    # connection-level limits (service/protocol.py), held by the service itself, not left to a proxy
+    header_max_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024,
+                                  description="largest request header block; past it 431 and the connection closed")
+    header_timeout_s: float = Field(30.0, gt=0, le=3600, description="seconds a request's headers may take to "
+                                    "arrive; past it 408 and the connection closed")
+    keepalive_timeout_s: float = Field(5.0, gt=0, le=3600, description="seconds an idle kept-alive connection stays open")
+    max_connections: int = Field(2048, ge=1, le=1_000_000, description="open connections per worker; one more gets "
+                                 "503 and is closed")
     digit_max_rounds: int = Field(8, ge=1, le=100, description="rejection-sampling rounds for digit=")
     # 0.999, not 0.9: at 0.9 only 82 % of the 128-channel DCGAN's (gan-wide's) digit= samples were the
     # digit by an independent judge, at 0.999 95 % (trainer evaluate's digit check); the cost is more rejected candidates
