@@ -91,6 +91,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # a whole block that arrived in one or two reads: measured here, as the parser handed it over
         size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
         if size > self.header_max_bytes:
+            log.warning("connection from %s refused: %s", self._peer(), self._too_large())
             self.refusal = refusal("headers_too_large", self._too_large())
             raise _Refused  # the parser stops; uvicorn answers its parser error with send_400_response
         super().on_headers_complete()
@@ -103,6 +104,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _idle(self) -> bool:
         return self.cycle is None or self.cycle.response_complete
+
+    def _peer(self) -> str:
+        return "%s:%d" % self.client if self.client else "?"
 
     def _too_large(self) -> str:
         return f"the request's headers are over DIGITGEN_HEADER_MAX_BYTES ({self.header_max_bytes} bytes)"
@@ -123,7 +127,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                          f"({self.header_timeout_s:g} s)")
 
     def _refuse(self, code: str, detail: str) -> None:
-        log.warning("connection from %s refused: %s", "%s:%d" % self.client if self.client else "?", detail)
+        log.warning("connection from %s refused: %s", self._peer(), detail)
         self._cancel_header_timer()
         if not self._idle():  # a pipelined request stalls behind a response being sent: end after that one
             self.cycle.keep_alive = False
