@@ -49,9 +49,9 @@ class ToImage(nn.ConvTranspose2d):
     """The generator's last layer, a stride-2 transposed convolution to one channel.
 
     On the CPU, oneDNN's kernel for a transposed convolution with a single output channel is
-    5-8x slower than the same arithmetic written as one matmul and a col2im (`F.fold`) (measured
-    on the 2-core machine, see benchmarks/README.md), and this layer was a third of the served
-    DCGAN's forward pass. Inference (no autograd) on the CPU takes the matmul + fold path, equal
+    several times slower than the same arithmetic written as one matmul and a col2im (`F.fold`), and
+    this layer is a large share of the served DCGAN's forward pass (figures: benchmarks/README.md,
+    "Before those"). Inference (no autograd) on the CPU takes the matmul + fold path, equal
     to the library kernel within float rounding; training keeps the library kernel, so training
     numerics do not change. Same parameters and state-dict keys as nn.ConvTranspose2d.
     """

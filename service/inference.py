@@ -23,11 +23,9 @@ from service.registry import Registry, ServedModel
 
 
 
-# Rows per forward pass of a convolutional model on the CPU. Every bundled DCGAN, wide or distilled,
-# makes 20-40 % more images/s in chunks of 128 than in one pass of 2048 (its activations stop fitting
-# in cache), and 128 is within 6 % of the best chunk for each at 1 and 2 threads (benchmarks/chunks.py);
-# an MLP is the other way round (one big GEMM: 358k images/s at 1024 vs 242k at 128), so MLPs are
-# not chunked. Measured on the 2-core machine; results per row are the same either way.
+# Rows per forward pass of a convolutional model on the CPU: a DCGAN's activations stop fitting in cache
+# in one big pass, while an MLP is fastest as one big GEMM, so MLPs are not chunked (benchmarks/chunks.py;
+# figures in benchmarks/README.md). Results per row are the same either way.
 CPU_CHUNK = 128
 
 

@@ -41,9 +41,7 @@ def configure_torch(settings: Settings) -> int:
     small enough to run in place (service/batching.py), and for those a second OpenMP thread costs
     more than it gives: once the inference thread has its own OpenMP team, the process has more
     OpenMP threads than cores, libgomp stops spinning, and every parallel region of a small batch
-    waits on a futex wake-up. Measured on the 2-core machine: single-PNG requests of the report's
-    MLP fell from 8.9k to 6.7k/s after one burst of bulk requests with two threads on the loop, and
-    stayed at 9.3k with one (benchmarks/README.md). torch's thread count is per thread, so the
+    waits on a futex wake-up (figures: benchmarks/README.md). torch's thread count is per thread, so the
     inference thread keeps all cores for bulk work (it sets its own, service/inference.py)."""
     threads = settings.torch_threads or usable_cores()
     try:
@@ -133,9 +131,8 @@ class Service:
     """The ASGI app uvicorn runs: metrics, CORS and the lean /sample path in front of the FastAPI app.
 
     In front rather than inside FastAPI's middleware stack, so a lean request skips the layers it
-    does not need (FastAPI's error, telemetry and body-limit middleware): 3 % more single-PNG
-    requests/s for the report's MLP on the 2-core machine (medians of three 5-s wrk runs each,
-    8.76k vs 8.47k). Every other request goes through all of FastAPI as before. Order, outermost
+    does not need (FastAPI's error, telemetry and body-limit middleware; figures in
+    benchmarks/README.md). Every other request goes through all of FastAPI as before. Order, outermost
     first: metrics (times everything, X-Request-ID on every answer, the access log), CORS (headers on
     every answer), lean path, FastAPI. The lean path answers its own failures with the same JSON
     500 as FastAPI's handler.

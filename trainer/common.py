@@ -52,9 +52,9 @@ def seeded_generator(seed: int, device: torch.device) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 
 
-# "fused": one kernel per step for all parameters (CPU and CUDA). On the report's batch-64 MLPs it cut
-# Adam's step from 0.75 to 0.3 ms and a VAE step by ~15 % on the 2-core machine, with losses equal to
-# the multi-tensor ("foreach") implementation to ~1e-7 relative (float rounding order only).
+# "fused": one kernel per step for all parameters (CPU and CUDA), the fastest on the report's small MLPs
+# (benchmarks/README.md), with losses equal to the multi-tensor ("foreach") implementation up to float
+# rounding order.
 # benchmarks/train.py sets "foreach" for its plain-loop baseline and compares the final losses.
 ADAM_IMPLEMENTATION = "fused"
 
