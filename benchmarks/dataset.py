@@ -100,7 +100,8 @@ def npy_pages(base: str, n: int, model: str) -> dict:
     def run():
         with httpx.Client(base_url=base, timeout=600) as http:
             for seed in range(n // PAGE):
-                http.get("/sample", params={"model": model, "n": PAGE, "seed": seed, "format": "npy"}).raise_for_status()
+                http.get("/sample", params={"model": model, "n": PAGE, "seed": seed,
+                                            "format": "npy"}).raise_for_status()
 
     seconds, _ = timed(run)
     return row(n // PAGE * PAGE, seconds, labels="none")

@@ -2,7 +2,8 @@
 
 npz: one archive with `images` uint8 (n, 28, 28) and `labels` uint8 (n,), as /dataset sends them.
 tar: one WebDataset-style archive (<index>.png + <index>.cls per item), the members of every page
-in order: byte for byte the archive one request for all the items would give. Pages are fetched one at a time and retried after a dropped connection or a 503.
+in order: byte for byte the archive one request for all the items would give. Pages are fetched
+one at a time and retried after a dropped connection or a 503.
 """
 from __future__ import annotations
 

@@ -57,7 +57,8 @@ class Settings(BaseSettings):
                                   description="largest request header block; past it 431 and the connection closed")
     header_timeout_s: float = Field(30.0, gt=0, le=3600, description="seconds a request's headers may take to "
                                     "arrive; past it 408 and the connection closed")
-    keepalive_timeout_s: float = Field(5.0, gt=0, le=3600, description="seconds an idle kept-alive connection stays open")
+    keepalive_timeout_s: float = Field(5.0, gt=0, le=3600,
+                                       description="seconds an idle kept-alive connection stays open")
     max_connections: int = Field(2048, ge=1, le=1_000_000, description="open connections per worker; one more gets "
                                  "503 and is closed")
     digit_max_rounds: int = Field(8, ge=1, le=100, description="rejection-sampling rounds for digit=")

@@ -32,7 +32,8 @@ CODES: dict[str, tuple[int, str]] = {
     "not_found": (404, "no such path"),
     "model_not_found": (404, "no loaded model has this name (GET /models lists them)"),
     "method_not_allowed": (405, "the path exists, the method does not"),
-    "request_timeout": (408, "the request's headers did not arrive within DIGITGEN_HEADER_TIMEOUT_S; the connection is closed"),
+    "request_timeout": (408, "the request's headers did not arrive within DIGITGEN_HEADER_TIMEOUT_S; the connection "
+                            "is closed"),
     "payload_too_large": (413, "the body or the decoded image is over DIGITGEN_MAX_UPLOAD_BYTES / _MAX_IMAGE_PIXELS"),
     "unsupported_media_type": (415, "the body's Content-Type is not one this endpoint reads"),
     "headers_too_large": (431, "the request's headers are over DIGITGEN_HEADER_MAX_BYTES; the connection is closed"),
@@ -47,7 +48,8 @@ CODES: dict[str, tuple[int, str]] = {
     "no_classes": (422, "digits=/labels= needs a class-conditional model (vae-exemplar, gan); this one has no classes"),
     "internal_error": (500, "a bug: logged on the server, nothing in the body"),
     "not_ready": (503, "models are still loading, or the service is shutting down"),
-    "too_many_connections": (503, "over DIGITGEN_MAX_CONNECTIONS connections are open to this worker; the new one is closed"),
+    "too_many_connections": (503, "over DIGITGEN_MAX_CONNECTIONS connections are open to this worker; the new one "
+                                  "is closed"),
 }
 _DEFAULT_CODE = {404: "not_found", 405: "method_not_allowed", 400: "malformed_body", 401: "unauthorized",
                  413: "payload_too_large", 415: "unsupported_media_type", 422: "invalid_parameters",

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import torch
 
-from models.checkpoint import load
 from models.vae import VAE
-from trainer.common import to_unit
+from trainer.common import load_base, to_unit
 from trainer.data import MNIST
 from trainer.presets import Preset
 
@@ -25,15 +24,10 @@ class ExemplarError(RuntimeError):
     """The base VAE named by a preset is missing or unusable."""
 
 
-def load_base(preset: Preset, weights_dir: Path, device: torch.device) -> tuple[VAE, str]:
+def load_base_vae(preset: Preset, weights_dir: Path, device: torch.device) -> tuple[VAE, str]:
     """The trained VAE the preset starts from, and its weights' SHA-256."""
-    path = Path(weights_dir) / f"{preset.teacher}.safetensors"
-    if not path.is_file():
-        raise ExemplarError(f"the base VAE {preset.teacher!r} is not in {weights_dir} ({path.name} missing)")
-    loaded = load(path, device)
-    if loaded.kind != "vae":
-        raise ExemplarError(f"the base model {preset.teacher!r} is a {loaded.kind}, not a VAE")
-    return loaded.module.eval(), loaded.sha256
+    loaded = load_base(weights_dir, preset.teacher, "vae", "base VAE", ExemplarError, device)
+    return loaded.module, loaded.sha256
 
 
 @torch.no_grad()

@@ -3,11 +3,27 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
+from models.checkpoint import LoadedCheckpoint, load
 from trainer import figures
+
+
+def load_base(folder: Path, name: str, kind: str, role: str, error: type[Exception],
+              device: torch.device) -> LoadedCheckpoint:
+    """The bundled checkpoint a preset builds on (a distilled gan's teacher, vae-exemplar's vae), in eval
+    mode; `error` naming it as `role` when it is missing or not of `kind` (generator | vae)."""
+    path = Path(folder) / f"{name}.safetensors"
+    if not path.is_file():
+        raise error(f"the {role} {name!r} is not in {folder} ({path.name} missing)")
+    loaded = load(path, device)
+    if loaded.kind != kind:
+        raise error(f"the {role} {name!r} is a {loaded.kind}, not a {'VAE' if kind == 'vae' else kind}")
+    loaded.module.eval()
+    return loaded
 
 
 def batch_indices(n: int, batch_size: int, generator: torch.Generator, device: torch.device,

@@ -22,7 +22,7 @@ from trainer import figures
 from trainer.common import seeded_generator, to_unit
 from trainer.data import MNIST
 from trainer.presets import Preset
-from trainer.build_exemplar import build_exemplar_vae, load_base
+from trainer.build_exemplar import build_exemplar_vae, load_base_vae
 from trainer.train_classifier import train_classifier
 from trainer.train_distill import load_teacher, student_config, train_distill
 from trainer.train_gan import train_gan, with_class_prior
@@ -103,7 +103,7 @@ def train_preset(preset: Preset, data: MNIST, device: torch.device, out_dir: Pat
         final = {f"{k}_last100": v for k, v in history["final"].items()}
         distilled_from = {"model": preset.teacher, "weights_sha256": teacher_sha}
     elif preset.family == "vae" and preset.teacher:
-        base, base_sha = load_base(preset, teacher_dir, device)
+        base, base_sha = load_base_vae(preset, teacher_dir, device)
         module = build_exemplar_vae(base, data)
         preset = dataclasses.replace(preset, vae=module.config)
         config = module.config

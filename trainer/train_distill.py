@@ -24,12 +24,11 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from models.checkpoint import load
 from models.classifier import DigitClassifier
 from models.gan import Discriminator, Generator
 from trainer import figures
-from trainer.common import (adam, epoch_batches, last_steps_mean, milestone_epochs, seeded_generator, to_unit,
-                            write_epoch_samples)
+from trainer.common import (adam, epoch_batches, last_steps_mean, load_base, milestone_epochs, seeded_generator,
+                            to_unit, write_epoch_samples)
 from trainer.data import MNIST
 from trainer.presets import Preset
 from trainer.resume import RunState
@@ -42,14 +41,8 @@ class DistillError(ValueError):
 
 def load_teacher(preset: Preset, teacher_dir: Path, device: torch.device) -> tuple[Generator, str]:
     """The frozen teacher generator named by the preset, and its weights' SHA-256."""
-    path = Path(teacher_dir) / f"{preset.teacher}.safetensors"
-    if not path.is_file():
-        raise DistillError(f"the teacher {preset.teacher!r} is not in {teacher_dir} ({path.name} missing)")
-    loaded = load(path, device)
-    if loaded.kind != "generator":
-        raise DistillError(f"the teacher {preset.teacher!r} is a {loaded.kind}, not a generator")
-    teacher = loaded.module.eval().requires_grad_(False)
-    return teacher, loaded.sha256
+    loaded = load_base(teacher_dir, preset.teacher, "generator", "teacher", DistillError, device)
+    return loaded.module.requires_grad_(False), loaded.sha256
 
 
 def student_config(preset: Preset, teacher: Generator):
