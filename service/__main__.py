@@ -1,10 +1,5 @@
-"""`python -m service [--host --port --workers]`: run the service under uvicorn.
-
-The settings are checked before uvicorn starts: a malformed DIGITGEN_* value, a GPU that is not
-there or a weights folder that is not there stops the service with one line on stderr naming the
-variable, and exit status 2. A fault found while loading the models (a corrupt or cardless file)
-stops it with one "startup failed: ..." log line, and uvicorn's exit status 3.
-"""
+"""`python -m service [--host --port --workers]`: uvicorn with the guarded protocol. Bad settings, a missing
+GPU or weights folder stop it before uvicorn starts: one line per problem on stderr, exit status 2."""
 from __future__ import annotations
 
 import argparse
@@ -32,10 +27,7 @@ AUTO_MAX_WORKERS = 4
 
 
 def worker_count(value: str) -> int:
-    """--workers: a number of worker processes, or "auto": one per usable core (service/config.py:
-    usable_cores, which respects a container's CPU limit), at most AUTO_MAX_WORKERS, since each holds
-    its own torch (~0.6 GB). On 2 cores two workers serve 1.25-1.6x the single-PNG requests of one at
-    16 connections, for every model (benchmarks/workers.py, benchmarks/README.md)."""
+    """--workers: a count, or "auto": one per usable core, at most AUTO_MAX_WORKERS (each holds its own torch)."""
     if value == "auto":
         return min(usable_cores(), AUTO_MAX_WORKERS)
     try:
@@ -48,13 +40,8 @@ def worker_count(value: str) -> int:
 
 
 def prepare_workers(workers: int, environ=os.environ) -> None:
-    """What several worker processes need before uvicorn starts them (they inherit the environment):
-
-    - torch threads: each worker's inference thread gets its share of the cores rather than all of
-      them (N workers x all cores would oversubscribe the CPU), unless DIGITGEN_TORCH_THREADS is set;
-    - metrics: prometheus-client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR, a fresh directory
-      unless one is given; a given one is emptied of a previous run's values), so /metrics reports
-      every worker's counts whichever worker answers the scrape."""
+    """Before uvicorn starts several workers: each inference thread gets its share of the cores (unless
+    DIGITGEN_TORCH_THREADS is set), and /metrics combines the workers (a fresh PROMETHEUS_MULTIPROC_DIR)."""
     if workers <= 1:
         return
     environ.setdefault("DIGITGEN_TORCH_THREADS", str(max(1, usable_cores() // workers)))

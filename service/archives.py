@@ -1,18 +1,7 @@
-"""Labelled image sets written as they are generated: an .npz (NumPy) or a WebDataset-style .tar.
-
-Both writers take the set in blocks (uint8 images (k, 1, 28, 28), uint8 labels (k,)) and return
-the bytes ready to send after each one, so a response of a million images never exists whole in
-memory. The formats come from the standard library's writers (zipfile and tarfile in their
-streaming modes) and NumPy's own .npy header, so `numpy.load`, `tarfile`, WebDataset and torchdata
-read them as they read files they wrote themselves.
-
-npz: two members, `images.npy` (uint8 (n, 28, 28)) then `labels.npy` (uint8 (n,)). The images
-stream as they come; the labels (one byte per image) are kept until the images are done.
-tar: per item `<key>.png` (the 28x28 PNG) and `<key>.cls` (the label as decimal text), where the
-key is the item's index in the whole sequence, zero-padded to six digits (WebDataset groups
-consecutive members by key). Members carry no time stamp or owner, so the same items give the
-same bytes.
-"""
+"""Labelled image sets written as they are generated, block by block: npz (`images.npy` uint8 (n, 28, 28),
+then `labels.npy` uint8 (n,)) or a WebDataset tar (`<index>.png` and `<index>.cls` per item, the index
+zero-padded to six digits). The bytes are those of zipfile's and tarfile's own streaming writers, without
+time stamps or owners, so the same items give the same bytes."""
 from __future__ import annotations
 
 import io

@@ -1,21 +1,6 @@
-"""Dynamic batching: concurrent requests for one model share a forward pass.
-
-Each request brings its own latents (drawn from its own seeded generator), so what it gets
-back does not depend on which other requests shared the batch. Requests that arrive during a
-forward pass form the next batch. A request may also bring a `finish` function (e.g. its PNG
-encoder), applied to its rows right after the forward pass, wherever that ran.
-
-Where the forward pass runs depends on its cost. A batch of at most `inline_rows` latents runs
-on the event loop itself; a bigger one in the registry's inference thread, so the loop keeps
-accepting requests meanwhile. Handing a small batch to the thread costs more than computing it:
-the two threads then take turns at the GIL, each hand-off a futex wake-up, and on the 2-core
-machine that made single-image requests of the report's MLP ~25 % slower than running them in
-place (benchmarks/README.md). `inline_rows` comes from a time budget and each model's cost per
-row, measured at start-up (service/registry.py, service/inference.py), so the loop never stalls
-for longer than the budget. Concurrent forward passes of one model (an inline batch and, say,
-a `digit=` request in the thread) are safe: serving modules are in eval mode and only read
-their parameters and buffers.
-"""
+"""Dynamic batching: concurrent requests for one model share a forward pass, run on the event loop when it
+fits the inline budget, else in the inference thread (ARCHITECTURE.md). Serving modules are in eval mode
+and only read their parameters, so concurrent forward passes of one model are safe."""
 from __future__ import annotations
 
 import asyncio

@@ -1,17 +1,6 @@
-"""HTTP caching of seeded answers (RFC 9110 8.8.3, RFC 9111).
-
-Same weights + same normalised parameters = the same bytes, so a seeded answer (/sample, /dataset,
-/interpolate with both seeds) never changes: it gets a strong ETag and may be kept forever.
-
-The ETag hashes everything the bytes depend on: the service version (its encoders), the SHA-256 of
-every weights file involved (the model's; the classifier's too where it picks or labels the
-images), and the parameters after defaults and normalisation, so `?seed=1` and `?seed=1&n=1` are
-one entry, and new weights or a new release change every tag. `If-None-Match` with a matching tag
-is answered 304 before any work. An unseeded answer is random on purpose: `no-store`.
-
-`public` lets proxies and CDNs share the entries. Where the service asks for an API key the
-answers are `private` instead: a shared cache would otherwise hand keyed answers to anyone.
-"""
+"""HTTP caching of seeded answers (RFC 9110 8.8.3, RFC 9111): same weights and normalised parameters, same
+bytes, so a strong ETag of (service version, weights SHA-256s, parameters) and `immutable`; `private` where
+an API key is asked for, so shared caches do not hand keyed answers to anyone."""
 from __future__ import annotations
 
 import hashlib

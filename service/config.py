@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.devices import device_syntax
 from models.paths import BUNDLED_WEIGHTS
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -19,9 +20,8 @@ CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 
 
 def usable_cores(cpu_max: Path = CGROUP_CPU_MAX) -> int:
-    """The CPU cores this process may use: the cores it may run on (its affinity mask where the OS has
-    one), capped by its cgroup v2 CPU quota, rounded up. In a container with a CPU limit the affinity
-    mask still lists every core of the node; the quota is the limit ("200000 100000" is 2 cores)."""
+    """The cores this process may run on (its affinity mask), capped by its cgroup v2 CPU quota, rounded up:
+    in a container with a CPU limit the mask still lists every core of the node."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     try:
         quota, period = cpu_max.read_text().split()[:2]
@@ -38,12 +38,9 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     weights_dir: Path = Field(BUNDLED_WEIGHTS, description="folder of *.safetensors + *.json model cards")
     max_batch_size: int = Field(512, ge=1, le=65536, description="most latents in one batched forward pass")
-    # 0 = opportunistic batching: a batch is whatever queued while the previous forward pass ran,
-    # so a lone request never waits; a few ms can pay off on a GPU, where bigger batches are ~free
+    # 0: a batch is whatever queued during the previous forward pass, so a lone request never waits
     batch_wait_ms: float = Field(0.0, ge=0, le=10_000, description="how long a batch waits for company")
-    # a batch that should take at most this long runs on the event loop instead of the inference
-    # thread (service/batching.py says why); 0 = always the thread. CPU only: a GPU forward pass
-    # ends in a wait for the device, which must not hold up the loop.
+    # CPU only (a GPU forward pass ends in a wait that must not hold up the loop); 0 = always the thread
     inline_budget_ms: float = Field(5.0, ge=0, le=1000, description="largest batch cost run on the event loop")
     max_samples: int = Field(4096, ge=1, le=1_000_000, description="most images per /sample request")
     max_latents: int = Field(4096, ge=1, le=1_000_000, description="most latents per /decode request")
@@ -62,14 +59,12 @@ class Settings(BaseSettings):
     max_connections: int = Field(2048, ge=1, le=1_000_000, description="open connections per worker; one more gets "
                                  "503 and is closed")
     digit_max_rounds: int = Field(8, ge=1, le=100, description="rejection-sampling rounds for digit=")
-    # 0.999, not 0.9: at 0.9 only 82 % of the 128-channel DCGAN's (gan-wide's) digit= samples were the
-    # digit by an independent judge, at 0.999 95 % (trainer evaluate's digit check); the cost is more rejected candidates
+    # high, because an independent judge agreed with far fewer digit= samples at 0.9 (reports/REPORT.md)
     digit_min_confidence: float | None = Field(None, ge=0, le=1, description="classifier confidence a digit=/label= "
                                                "sample needs (default: its dataset's, MNIST 0.999, Fashion-MNIST 0.9)")
     api_key: SecretStr | None = Field(None, description="when set, Bearer key required (not on /healthz, /readyz)")
     cors_origins: list[str] = Field(default_factory=list, description="origins allowed by CORS; empty = CORS off")
-    # GET /sample as PNG/npy answered without FastAPI's per-request machinery (service/fastpath.py);
-    # off = every request through the FastAPI route (same bytes, slower; for comparison and debugging)
+    # off: every /sample through the FastAPI route (same bytes, slower; for comparison and debugging)
     fast_path: bool = Field(True, description="lean path for GET /sample png/npy (same responses)")
     torch_threads: int = Field(0, ge=0, le=256, description="intra-op threads of the inference thread; 0 = one per CPU core")
     log_level: str = Field("info", description="critical | error | warning | info | debug; --log-level overrides")
@@ -80,11 +75,7 @@ class Settings(BaseSettings):
     @field_validator("device")
     @classmethod
     def _device_syntax(cls, value: str) -> str:
-        import re
-        value = value.strip().lower()
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
-            raise ValueError("must be auto, cpu, cuda or cuda:N")
-        return value
+        return device_syntax(value)
 
     @field_validator("log_level")
     @classmethod

@@ -1,7 +1,5 @@
-"""FastAPI dependencies and the Annotated aliases that keep route signatures short.
-
-The dependencies are `async def` on purpose: FastAPI runs plain `def` dependencies in a thread
-pool, a thread hop per dependency per request, which costs more than the work they do."""
+"""FastAPI dependencies and the Annotated aliases that keep route signatures short. `async def`, because
+FastAPI runs a plain `def` dependency in its thread pool: a thread hop per request."""
 from __future__ import annotations
 
 import secrets
@@ -21,7 +19,7 @@ bearer_scheme = HTTPBearer(auto_error=False, scheme_name="apiKey",
                            description="DIGITGEN_API_KEY, sent as `Authorization: Bearer <key>`")
 
 
-async def get_settings(request: Request) -> Settings:
+async def request_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -44,9 +42,8 @@ def bearer_matches(authorization: str, key: str) -> bool:
 
 async def require_api_key(request: Request,
                           _: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)]) -> None:
-    """Bearer auth when DIGITGEN_API_KEY is set (the app only adds this dependency then);
-    constant-time comparison. The HTTPBearer parameter puts the scheme in /openapi.json, which
-    gives /docs its Authorize button."""
+    """Bearer auth, constant-time, added only when DIGITGEN_API_KEY is set; the HTTPBearer parameter puts the
+    scheme in /openapi.json (the Authorize button of /docs)."""
     key = request.app.state.settings.api_key
     if key is None:
         return
@@ -55,7 +52,7 @@ async def require_api_key(request: Request,
                        headers={"WWW-Authenticate": "Bearer"})
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(request_settings)]
 InferenceDep = Annotated[Inference, Depends(get_inference)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 
@@ -70,16 +67,3 @@ def lookup_model(request: Request, registry: Registry, name: str, *, kinds: tupl
     if kinds is not None and model.kind not in kinds:
         raise ApiError("wrong_model_kind", f"model {model.name!r} is a {model.kind}; it cannot {action}")
     return model
-
-
-def limit_problem(value: int, limit: int, what: str, setting: str) -> ApiError | None:
-    """The error for a count over its DIGITGEN_<setting> limit, or None within it."""
-    if value > limit:
-        return ApiError("limit_exceeded", f"{what} is {value}; the limit is {limit} (DIGITGEN_{setting})")
-    return None
-
-
-def check_limit(value: int, limit: int, what: str, setting: str) -> None:
-    problem = limit_problem(value, limit, what, setting)
-    if problem is not None:
-        raise problem

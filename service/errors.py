@@ -1,14 +1,6 @@
-"""The service's one error shape, its stable codes, and the handlers that produce it.
-
-Every 4xx/5xx body, whichever layer answers (a route, FastAPI's request validation, Starlette's
-404/405, the lean /sample path, the 500 handler), is
-
-    {"detail": "<a sentence for people>", "code": "<stable machine code>", "errors": [<field errors>]}
-
-`errors` lists one `{"loc": [...], "msg": ..., "type": ...}` per invalid field for `invalid_parameters`
-and is empty otherwise. Clients branch on `code` (the table below, also in the README), never on the
-wording of `detail`, which may improve between versions.
-"""
+"""The service's one error shape, `{"detail": "<for people>", "code": "<stable>", "errors": [<field errors>]}`,
+its codes (CODES: the handlers, the OpenAPI responses and the README's table come from it) and the handlers.
+Clients branch on `code`, never on `detail`; `errors` is filled for invalid_parameters only."""
 from __future__ import annotations
 
 import logging
@@ -23,8 +15,7 @@ from starlette.routing import Match
 
 log = logging.getLogger("digitgen")
 
-# code -> (HTTP status, when it happens). One home: the handlers, the OpenAPI responses and the
-# README's table all come from here.
+# code -> (HTTP status, when it happens)
 CODES: dict[str, tuple[int, str]] = {
     "malformed_body": (400, "the request body cannot be parsed (JSON or multipart)"),
     "invalid_image": (400, "the uploaded file is not a decodable image"),

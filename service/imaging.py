@@ -28,8 +28,6 @@ class ImageTooLargeError(ValueError):
     """The decoded image would exceed the pixel limit (-> 413)."""
 
 
-# ---- decoding --------------------------------------------------------------------------------
-
 def _to_grey(img: Image.Image) -> np.ndarray:
     """Any Pillow mode -> float32 (H, W) in [0, 1]."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
@@ -79,10 +77,8 @@ def mnist_normalise(grey: np.ndarray) -> np.ndarray:
 
 
 def decode_upload(data: bytes, *, invert: bool = False, max_pixels: int) -> torch.Tensor:
-    """Image bytes of any size/mode -> (1, 28, 28) float32 in [0, 1], MNIST-style.
-
-    28x28 inputs are taken as they are (they are MNIST-format already, e.g. a /sample PNG);
-    anything else is MNIST-normalised. Animated images use their first frame."""
+    """Image bytes of any size or mode -> (1, 28, 28) float32 in [0, 1]: 28x28 taken as it is (a /sample PNG),
+    anything else MNIST-normalised; an animation's first frame."""
     if not data:
         raise ImageDecodeError("empty upload: no image bytes")
     try:
@@ -111,8 +107,6 @@ def decode_upload(data: bytes, *, invert: bool = False, max_pixels: int) -> torc
     return torch.tensor(grey, dtype=torch.float32).unsqueeze(0)  # a copy: Pillow arrays are read-only
 
 
-# ---- encoding --------------------------------------------------------------------------------
-
 def upscale(image: torch.Tensor, scale: int) -> torch.Tensor:
     """(C, H, W) uint8 -> (C, H*scale, W*scale), nearest neighbour so strokes stay crisp."""
     if scale == 1:
@@ -124,10 +118,8 @@ GRID_GUTTER = 2  # black pixels between (and around) the images of a grid
 
 
 def grid(images_u8: torch.Tensor, nrow: int, padding: int = GRID_GUTTER) -> torch.Tensor:
-    """(N, 1, h, w) uint8 -> (1, H, W) uint8 grid with black gutters, laid out exactly as
-    torchvision.utils.make_grid(padding=2, pad_value=0) does (tested against it). Written here
-    because torchvision is a training-only dependency: the service does not install it, and
-    importing it would add 1.6 s to a start-up of under 2 s."""
+    """(N, 1, h, w) uint8 -> (1, H, W) uint8 grid, laid out as torchvision.utils.make_grid(padding=2) does
+    (tested against it); torchvision is a training-only dependency."""
     n, _, h, w = images_u8.shape
     cols = min(nrow, n)
     rows = math.ceil(n / cols)
@@ -145,24 +137,16 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 
 _IEND = _chunk(b"IEND", b"")
-# zlib level 1, not the default 6: 7.5x faster for a 64-image grid of gan's digits (15.8 vs 14.3 kB);
-# CPU is what a busy server lacks, bytes are cheap
+# zlib level 1, not the default 6: CPU is what a busy server lacks, bytes are cheap (benchmarks/README.md)
 PNG_ZLIB_LEVEL = 1
-# Pixel data up to this size is stored (zlib level 0), not compressed. One 28x28 digit is 812 bytes
-# of rows: deflate takes 17 us for gan's digits (-> 271 bytes) and 30 us for the report MLP's noisier
-# ones (-> 614 bytes), storing takes 2 us (-> 823 bytes), and either way the response fits in one
-# TCP segment, so compressing it saved no packets while costing a fifth of a request's CPU in the
-# service (benchmarks/README.md). Grids and enlarged images are compressed.
+# pixel data up to this size is stored, not compressed: a single digit fits one TCP segment either way,
+# and deflate cost a fifth of a request's CPU (benchmarks/README.md); grids and enlargements are compressed
 PNG_STORE_MAX_BYTES = 1024
 
 
 def encode_png(image: torch.Tensor) -> bytes:
-    """(1, H, W) or (H, W) uint8 -> 8-bit greyscale PNG bytes.
-
-    Written out directly (signature, IHDR, one zlib IDAT with filter 0 per row, IEND; PNG spec
-    sections 5, 11.2) because it is the hot path of /sample: Pillow's encoder costs about 3x more
-    per 28x28 image in object set-up, and torchvision.io's is deprecated since 0.29. Pillow reads
-    these files back pixel-exactly (tests/service/test_imaging.py)."""
+    """(1, H, W) or (H, W) uint8 -> 8-bit greyscale PNG, written directly (PNG spec 5, 11.2): the hot path of
+    /sample, where Pillow's encoder costs more in object set-up than the image (benchmarks/README.md)."""
     pixels = image.reshape(image.shape[-2:]).numpy()
     height, width = pixels.shape
     rows = np.zeros((height, width + 1), dtype=np.uint8)  # a leading 0 per row: filter type "None"
@@ -173,10 +157,8 @@ def encode_png(image: torch.Tensor) -> bytes:
 
 
 def encode_small_pngs(images_u8: torch.Tensor) -> np.ndarray:
-    """(k, 1, H, W) or (k, H, W) uint8 images small enough to be stored (rows of at most
-    PNG_STORE_MAX_BYTES) -> (k, L) uint8: row i is exactly encode_png(images_u8[i]), all of one length L.
-    The same file laid out for many images at once, for /dataset's tar; only the two checksums per image
-    (zlib's Adler-32, the chunk's CRC-32) are computed one image at a time."""
+    """(k, 1, H, W) uint8 images whose rows are stored uncompressed -> (k, L) uint8, row i exactly
+    encode_png(images_u8[i]): /dataset's tar, laid out for all images at once but the two checksums."""
     pixels = images_u8.reshape(-1, *images_u8.shape[-2:]).numpy()
     k, height, width = pixels.shape
     size = height * (width + 1)

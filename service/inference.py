@@ -1,10 +1,5 @@
-"""Predict step of every endpoint: tensors in, tensors out, on the registry's device.
-
-Torch work runs in one inference thread (`Inference.executor`), off the event loop, with one
-exception: sampling and /reconstruct go through a Batcher per model, which runs batches that fit
-the event loop's time budget (DIGITGEN_INLINE_BUDGET_MS, a few milliseconds) in place, because for
-them the hand-off to the thread costs more than the work (service/batching.py).
-"""
+"""The predict step of every endpoint, tensors in and out on the registry's device: batched sampling and
+reconstruction (service/batching.py), everything else in the one inference thread (ARCHITECTURE.md)."""
 from __future__ import annotations
 
 import asyncio
@@ -21,11 +16,8 @@ from service.config import Settings
 from service.metrics import Metrics
 from service.registry import Registry, ServedModel
 
-
-
-# Rows per forward pass of a convolutional model on the CPU: a DCGAN's activations stop fitting in cache
-# in one big pass, while an MLP is fastest as one big GEMM, so MLPs are not chunked (benchmarks/chunks.py;
-# figures in benchmarks/README.md). Results per row are the same either way.
+# rows per forward pass of a convolutional model on the CPU, where a big pass's activations leave the cache
+# (an MLP is fastest as one GEMM); the same results per row either way (benchmarks/chunks.py)
 CPU_CHUNK = 128
 
 
@@ -54,8 +46,7 @@ class Inference:
         """torch_threads: intra-op threads of the inference thread (service/main.py:configure_torch)."""
         self.registry = registry
         self.metrics = metrics
-        # one thread: torch already parallelises inside an op, and one thread keeps batches in order;
-        # torch's intra-op thread count is per thread: the event loop keeps one (service/main.py)
+        # one thread: torch parallelises inside an op, and one thread keeps batches in order
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digitgen-infer",
                                            initializer=torch.set_num_threads, initargs=(torch_threads,))
         self.digit_max_rounds = settings.digit_max_rounds
@@ -89,8 +80,6 @@ class Inference:
 
     async def run(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
-
-    # ---- thread-side work (tensors in, tensors out) ----------------------------------------
 
     @staticmethod
     def _generate_u8(model: ServedModel, latents: torch.Tensor) -> torch.Tensor:

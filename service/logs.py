@@ -1,20 +1,6 @@
-"""Logging: one configuration for digitgen's loggers and uvicorn's, as text lines or JSON lines.
-
-DIGITGEN_LOG_LEVEL (or --log-level) sets the level, DIGITGEN_LOG_FORMAT=text|json the format.
-Every record goes to stderr through one handler on the root logger; uvicorn's loggers hand
-their records to it, so with json uvicorn's own lines ("Started server process ...") are JSON
-objects too.
-
-- `python -m service` passes `logging_config()` to uvicorn, which applies it in every worker.
-- `uvicorn service.main:app` configures uvicorn's loggers only; building the app then calls
-  `configure_if_unset()`, which applies the same configuration unless the root logger already has a
-  handler (a --log-config that sets up the root logger, a test runner), in which case it is left alone.
-
-Requests are logged by service.metrics.MetricsMiddleware on the logger "digitgen.access" (one line
-per request, with its X-Request-ID), in place of uvicorn's access log, which is switched off here so
-no request is logged twice. While a request is served, every record logged in its task carries that
-request's id as `request_id` (a field of the JSON lines).
-"""
+"""Logging: one configuration for digitgen's loggers and uvicorn's, text or JSON lines on stderr, at
+DIGITGEN_LOG_LEVEL / DIGITGEN_LOG_FORMAT. Requests are logged once, by MetricsMiddleware on "digitgen.access"
+(uvicorn's access log is off); records logged while serving a request carry its `request_id`."""
 from __future__ import annotations
 
 import logging
@@ -92,9 +78,8 @@ def logging_config(level: str = "info", fmt: str = "text", access_log: bool = Tr
 
 
 def configure_if_unset(settings: Settings) -> bool:
-    """Apply the service's logging configuration unless the root logger is already set up (by
-    `python -m service`, a --log-config, a test runner). For `uvicorn service.main:app`: the
-    access log is ours when uvicorn's was on (it is off with --no-access-log). True if applied."""
+    """The service's logging, unless the root logger has a handler already (python -m service, a test runner).
+    For `uvicorn service.main:app`: our access log is on when uvicorn's was. True if applied."""
     if logging.getLogger().handlers:
         return False
     access_log = bool(logging.getLogger("uvicorn.access").handlers)

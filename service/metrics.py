@@ -1,17 +1,13 @@
-"""Prometheus metrics (prometheus-client) and the pure-ASGI middleware that records them, logs each
-request and gives it an X-Request-ID.
-
-Each app gets its own CollectorRegistry, so several apps (tests) never share counters. Labels
-are bounded: the route template (not the raw path), a model name from the registry or "-",
-and the status code. The registry also holds prometheus-client's process (process_*: memory,
-CPU, file descriptors), platform (python_info) and garbage-collector (python_gc_*) collectors.
-"""
+"""Prometheus metrics (prometheus-client), one registry per app, with bounded labels (route template, a
+loaded model or "-", status), the process/platform/GC collectors, and the outermost middleware that records
+them, gives every request an X-Request-ID and writes its access line."""
 from __future__ import annotations
 
 import logging
 import os
 import re
 import time
+import uuid
 from urllib.parse import quote
 
 from prometheus_client import (CollectorRegistry, Counter, Gauge, GCCollector, Histogram, PlatformCollector,
@@ -58,11 +54,8 @@ class Metrics:
         GCCollector(registry=self.registry)
 
     def exposition(self) -> bytes:
-        """The text /metrics serves: this process's registry, or with several workers
-        (PROMETHEUS_MULTIPROC_DIR, set by `python -m service --workers N`) all workers' digitgen_*
-        values combined, plus python_info. The process_* and python_gc_* series are left out there:
-        prometheus-client cannot combine them across processes, and one worker's figures, from
-        whichever worker answered the scrape, would jump between workers from scrape to scrape."""
+        """What /metrics serves; with several workers their digitgen_* series combined, without the per-process
+        process_* and python_gc_* series, which prometheus-client cannot combine."""
         if multiprocess_dir() is None:
             return generate_latest(self.registry)
         combined = CollectorRegistry()
@@ -77,29 +70,14 @@ def multiprocess_dir() -> str | None:
 
 access_log = logging.getLogger(ACCESS_LOGGER)
 _sane_request_id = re.compile(rb"[A-Za-z0-9._-]{1,128}").fullmatch
-_UUID4_MASK = ((1 << 128) - 1) & ~((0xF << 76) | (0x3 << 62))  # clears the version and variant bits
-_UUID4_BITS = (4 << 76) | (2 << 62)  # version 4, RFC 4122 variant
-_ID_BATCH = 256
-_id_pool: list[bytes] = []
-if hasattr(os, "register_at_fork"):  # a forked worker must not hand out its parent's ids
-    os.register_at_fork(after_in_child=_id_pool.clear)
 
 
 def new_request_id() -> bytes:
-    """A random (version 4) UUID as 32 hex digits, like uuid.uuid4().hex, drawn from os.urandom
-    256 at a time: 0.6 us an id rather than uuid4().hex's 2.3 (the 2-core machine)."""
-    try:
-        return _id_pool.pop()
-    except IndexError:
-        raw = os.urandom(16 * _ID_BATCH)
-        _id_pool.extend([b"%032x" % (int.from_bytes(raw[i:i + 16], "big") & _UUID4_MASK | _UUID4_BITS)
-                         for i in range(0, len(raw), 16)])
-        return _id_pool.pop()
+    return uuid.uuid4().hex.encode()
 
 
 def request_id_of(headers) -> bytes:
-    """The client's X-Request-ID when it is 1 to 128 of [A-Za-z0-9._-] (safe in headers and log
-    lines), else a new one. The first such header counts."""
+    """The client's X-Request-ID when it is 1-128 of [A-Za-z0-9._-] (safe in headers and logs), else a new one."""
     for name, value in headers:
         if name == REQUEST_ID_HEADER:
             return value if _sane_request_id(value) else new_request_id()
@@ -107,17 +85,14 @@ def request_id_of(headers) -> bytes:
 
 
 class MetricsMiddleware:
-    """The outermost layer: times every HTTP request (labels come from the matched route, which
-    FastAPI or the lean path puts in the scope), gives it an X-Request-ID (the client's, or a new
-    one) that every response carries, and logs one access line per request on "digitgen.access"
-    when that logger is enabled (skipped entirely when it is not)."""
+    """Times every request (labels from the route FastAPI or the lean path put in the scope), gives every
+    answer an X-Request-ID, and logs one access line when "digitgen.access" is enabled."""
 
     def __init__(self, app, metrics: Metrics):
         self.app = app
         self.metrics = metrics
-        # (route, method, model, status) -> (request counter, latency histogram) children: labels()
-        # validates and looks up its arguments on every call, a tenth of a lean /sample request's
-        # own cost; the label sets are bounded (route templates, loaded models, status codes)
+        # (route, method, model, status) -> (request counter, latency histogram): labels() validates its
+        # arguments on every call (cost: benchmarks/README.md); the label sets are bounded
         self._children: dict[tuple[str, str, str, str], tuple] = {}
 
     def _series(self, key: tuple[str, str, str, str]) -> tuple:
@@ -164,9 +139,8 @@ class MetricsMiddleware:
 
 
 def log_access(scope, status: int, elapsed: float, request_id: bytes) -> None:
-    """`client "METHOD /path?query HTTP/1.1" status 1.23ms request_id=...`; the same values are
-    fields of the record (method, path, status, latency_ms, request_id, client) for JSON lines.
-    The path is percent-encoded as uvicorn's access log does, so no byte of it can forge a line."""
+    """`client "METHOD /path?query HTTP/1.1" status 1.23ms request_id=...`, the values also as record fields;
+    the path percent-encoded as uvicorn does, so no byte of it can forge a line."""
     client = scope.get("client")
     client = f"{client[0]}:{client[1]}" if client else "-"
     path = quote(scope.get("root_path", "") + scope["path"])

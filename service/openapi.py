@@ -1,11 +1,5 @@
-"""/openapi.json as the running service accepts it.
-
-Routes are declared once, at import time, but what they accept depends on the start-up: which
-models are loaded (an endpoint's `model` is an enum of the loaded models it can use: a GAN cannot
-/encode) and the DIGITGEN_MAX_* limits. The schema FastAPI generates is completed here with those
-facts, so a client generated from it, `/docs`' dropdowns and schemathesis all see what the server
-will really take.
-"""
+"""/openapi.json as the running service accepts it: each `model` parameter an enum of the loaded models that
+can serve it, and the DIGITGEN_MAX_* limits filled in, for /docs, generated clients and schemathesis."""
 from __future__ import annotations
 
 import json
@@ -14,18 +8,12 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from models.checkpoint import KINDS
 from service.config import Settings
 from service.errors import responses
 from service.registry import GENERATIVE_KINDS
-from service.schemas import InterpolateRequest
+from service.schemas import LATENT_LIMIT, InterpolateRequest
 
 REF_TEMPLATE = "#/components/schemas/{model}"
-
-GENERATIVE = GENERATIVE_KINDS
-VAE = ("vae",)
-ANY_MODEL = tuple(KINDS)
-LATENT_LIMIT = 1000.0  # the largest |value| of a latent vector given to /decode or /interpolate
 _KINDS_KEY = "x-model-kinds"  # set on an operation by model_kinds(); replaced by the enum
 
 
@@ -103,7 +91,7 @@ def complete_schema(app: FastAPI) -> dict:
         if name not in components:
             continue
         properties = components[name]["properties"]
-        properties["model"]["enum"] = sorted(n for n, k in kinds.items() if k in GENERATIVE)
+        properties["model"]["enum"] = sorted(n for n, k in kinds.items() if k in GENERATIVE_KINDS)
         vector = properties["latents"]["items"]  # one latent vector
         vector["items"].update(minimum=-LATENT_LIMIT, maximum=LATENT_LIMIT)
         if len(dims) == 1:  # one latent size for every loaded model: the schema can say it

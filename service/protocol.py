@@ -1,18 +1,7 @@
-"""uvicorn's httptools protocol with the connection-level limits it lacks, so the service holds them
-itself, whatever sits in front of it (nothing, in `make serve`, the image or pod-to-pod traffic):
-
-- a request's header block is at most DIGITGEN_HEADER_MAX_BYTES: past it the connection gets 431 and
-  is closed, so a client cannot make the parser buffer an endless header line (an unfinished block
-  is cut off within a read or two of the bound);
-- a request's headers must arrive within DIGITGEN_HEADER_TIMEOUT_S of its first byte (of the
-  connection, for the first request): past it the connection gets 408 and is closed, so slow clients
-  cannot hold connections open one header line at a time (a request stalled behind a response still
-  being sent ends the connection after that response instead);
-- at most DIGITGEN_MAX_CONNECTIONS connections per worker: one more gets 503 and is closed at once.
-
-Idle keep-alive connections are closed by uvicorn after DIGITGEN_KEEPALIVE_TIMEOUT_S. The refusals
-use the service's one error shape (service/errors.py), with Connection: close.
-"""
+"""uvicorn's httptools protocol with the connection limits it lacks, held by the service whatever is in
+front of it: header blocks over DIGITGEN_HEADER_MAX_BYTES get 431, headers not in within
+DIGITGEN_HEADER_TIMEOUT_S of a request's first byte get 408 (after a response in progress, the connection
+just ends), connections past DIGITGEN_MAX_CONNECTIONS per worker get 503; each closes the connection."""
 from __future__ import annotations
 
 import json

@@ -37,8 +37,7 @@ class ServedModel:
     latent_dim: int | None = None
     path: Path | None = None
     dataset: DatasetInfo = MNIST  # what it was trained on (its card's data.dataset)
-    # generate() seconds per latent in a 16-row batch, measured at warm-up (None: not generative,
-    # or not on the CPU)
+    # generate() seconds per latent in a 16-row batch, timed at warm-up on the CPU
     seconds_per_row: float | None = None
 
     @property
@@ -55,10 +54,7 @@ class Registry:
         return self.models.get(name)
 
     def judge(self, model: ServedModel) -> ServedModel | None:
-        """The classifier that judges a model's samples (digit=/label=, verified datasets, the labels
-        of a model without classes, predicted classes in JSON): the bundled classifier of the model's
-        dataset (`classifier` for MNIST, `fashion-classifier` for Fashion-MNIST), else any loaded
-        classifier trained on that dataset; None when there is none."""
+        """The classifier of the model's dataset (by its bundled name, else any loaded one trained on it), or None."""
         named = self.models.get(model.dataset.classifier)
         if named is not None and named.kind == "classifier" and named.dataset == model.dataset:
             return named
@@ -87,10 +83,8 @@ TIMED_ROWS = 16  # a typical batch under load: what seconds_per_row is measured 
 
 @torch.inference_mode()
 def warm_up(model: ServedModel) -> None:
-    """One forward pass per model, so the first request does not pay for lazy initialisation;
-    then, on the CPU, a generative model's cost per row is timed (the best of three 16-row passes)
-    for the batcher's choice between the event loop and the inference thread. On a GPU batches
-    never run on the loop (service/inference.py:inline_rows), so nothing is timed there."""
+    """One forward pass per model, so no request pays for lazy initialisation; on the CPU, a generative model's
+    cost per row (best of three 16-row passes) for the inline budget."""
     if model.kind == "classifier":
         model.module(torch.zeros(8, *IMAGE_SHAPE, device=model.device))
         return

@@ -11,6 +11,7 @@ from models.dataset import ALL_DIGITS, DEFAULT_MODEL as DEFAULT_DATASET_MODEL
 Format = Literal["png", "json", "npy"]
 MAX_NROW = 1024  # images per grid row, wherever a grid is asked for
 MAX_SEED = 2**63 - 1  # seeds are torch.Generator seeds: non-negative 64-bit integers
+LATENT_LIMIT = 1000.0  # the largest |value| of a latent vector given to /decode or /interpolate
 # The constraints every model name and seed takes, in a body or a query (FastAPI reads them beside Query())
 ModelName = Annotated[str, MinLen(1), MaxLen(64)]
 Seed = Annotated[int, Ge(0), Le(MAX_SEED)]

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import math
 import secrets
+from collections.abc import Callable
+from functools import partial
 
 import torch
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from models.shapes import IMAGE_SIZE
 from service import imaging
 from service.config import Settings
-from service.deps import limit_problem
 from service.errors import ApiError
 from service.inference import Classified
 from service.schemas import SampleQuery
@@ -40,46 +41,41 @@ def new_seed() -> int:
     return secrets.randbits(31)  # short enough to type back in
 
 
-def output_size_problem(settings: Settings, n: int, nrow: int, scale: int) -> ApiError | None:
-    """Why a PNG of n images (one image, or a grid with 2-px gutters) at this scale would be too
-    big, or None when it is within the limits. One rule for the routes and the lean /sample path."""
-    problem = limit_problem(scale, settings.max_scale, "scale", "MAX_SCALE")
-    if problem is not None:
-        return problem
+def check_limit(value: int, limit: int, what: str, setting: str) -> None:
+    """A count within its DIGITGEN_<setting> limit, else limit_exceeded."""
+    if value > limit:
+        raise ApiError("limit_exceeded", f"{what} is {value}; the limit is {limit} (DIGITGEN_{setting})")
+
+
+def check_output_size(settings: Settings, n: int, nrow: int, scale: int) -> None:
+    """A PNG of n images (one, or a grid with 2-px gutters) at this scale, refused before any work when too big."""
+    check_limit(scale, settings.max_scale, "scale", "MAX_SCALE")
     cols = min(n, nrow) if n > 1 else 1
     rows = math.ceil(n / cols)
     side = IMAGE_SIZE if n == 1 else IMAGE_SIZE + imaging.GRID_GUTTER
     pixels = (cols * side * scale) * (rows * side * scale)
     limit = settings.max_image_pixels
     if pixels > limit:
-        return ApiError("output_too_large", f"the PNG would have {pixels} pixels; the limit is {limit} "
-                        "(DIGITGEN_MAX_IMAGE_PIXELS): lower n or scale, or use format=npy")
-    return None
+        raise ApiError("output_too_large", f"the PNG would have {pixels} pixels; the limit is {limit} "
+                       "(DIGITGEN_MAX_IMAGE_PIXELS): lower n or scale, or use format=npy")
 
 
-def check_output_size(settings: Settings, n: int, nrow: int, scale: int) -> None:
-    """Refuse PNGs whose pixel count would be silly before doing any work."""
-    problem = output_size_problem(settings, n, nrow, scale)
-    if problem is not None:
-        raise problem
-
-
-def sample_problem(settings: Settings, query: SampleQuery) -> ApiError | None:
-    """The limits a /sample request must meet beyond its schema; one rule for the route and the lean path."""
-    problem = limit_problem(query.n, settings.max_samples, "n", "MAX_SAMPLES")
-    if problem is not None:
-        return problem
+def check_sample(settings: Settings, query: SampleQuery) -> None:
+    """The limits a /sample request must meet beyond its schema."""
+    check_limit(query.n, settings.max_samples, "n", "MAX_SAMPLES")
     if query.format != "npy":
-        return output_size_problem(settings, query.n, query.nrow, query.scale)
-    return None
+        check_output_size(settings, query.n, query.nrow, query.scale)
+
+
+def encoder(format: str, nrow: int = 8, scale: int = 1) -> tuple[Callable[[torch.Tensor], bytes], str]:
+    """(uint8 images -> body, media type) for format png or npy."""
+    if format == "png":
+        return partial(imaging.images_png, nrow=nrow, scale=scale), "image/png"
+    return imaging.encode_npy, NPY_MEDIA_TYPE
 
 
 def png_response(images_u8: torch.Tensor, nrow: int, scale: int, headers: dict[str, str]) -> Response:
     return Response(imaging.images_png(images_u8, nrow=nrow, scale=scale), media_type="image/png", headers=headers)
-
-
-def npy_response(images_u8: torch.Tensor, headers: dict[str, str]) -> Response:
-    return Response(imaging.encode_npy(images_u8), media_type=NPY_MEDIA_TYPE, headers=headers)
 
 
 def samples_json(images_u8: torch.Tensor, latents: torch.Tensor, verdict: Classified | None,
@@ -95,5 +91,3 @@ def samples_json(images_u8: torch.Tensor, latents: torch.Tensor, verdict: Classi
     return items
 
 
-def json_response(body: dict, headers: dict[str, str]) -> JSONResponse:
-    return JSONResponse(body, headers=headers)

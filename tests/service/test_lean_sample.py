@@ -1,8 +1,8 @@
-"""The lean GET /sample path (service/fastpath.py) answers exactly as the FastAPI route does, and
+"""The lean GET /sample path (service/routes/sample.py: LeanSample) answers exactly as the FastAPI route does, and
 hands everything it does not fully understand to the route."""
 import pytest
 
-from service.fastpath import SampleFastPath
+from service.routes.sample import LeanSample
 from tests.conftest import make_client
 
 # what a client can see, apart from the date; X-Seed only where the request names the seed
@@ -47,13 +47,13 @@ def test_same_answer_with_and_without_the_fast_path(both, query):
 
 def test_the_fast_path_answers_the_common_requests_and_hands_on_the_rest(both, monkeypatch):
     answered = []
-    original = SampleFastPath._answer
+    original = LeanSample._answer
 
     async def spy(self, scope, send, *plan):
         answered.append(scope["query_string"])
         await original(self, scope, send, *plan)
 
-    monkeypatch.setattr(SampleFastPath, "_answer", spy)
+    monkeypatch.setattr(LeanSample, "_answer", spy)
     fast, _ = both
     for query in SUCCEEDING:
         assert fast.get(f"/sample?{query}").status_code == 200
