@@ -37,17 +37,9 @@ test: $(DEV_STAMP)
 data: $(DEV_STAMP)
 	$(PY) -m trainer fetch-data
 
-# gan is gan-wide distilled and vae-exemplar is vae with a new prior, so gan-wide and vae come first:
-# both read their base model from the weights folder
+# every bundled MNIST model, in the order trainer/presets.py:BUNDLED gives (a model built on another after it)
 train: data
-	$(PY) -m trainer train --preset classifier --weights-dir $(WEIGHTS)
-	$(PY) -m trainer train --preset vae-seed --weights-dir $(WEIGHTS)
-	$(PY) -m trainer train --preset gan-seed --weights-dir $(WEIGHTS)
-	$(PY) -m trainer train --preset vae-normal --weights-dir $(WEIGHTS)
-	$(PY) -m trainer train --preset vae --weights-dir $(WEIGHTS)
-	$(PY) -m trainer train --preset vae-exemplar --weights-dir $(WEIGHTS)
-	$(PY) -m trainer train --preset gan-wide --weights-dir $(WEIGHTS)
-	$(PY) -m trainer train --preset gan --weights-dir $(WEIGHTS)
+	$(PY) -m trainer train --bundled mnist --weights-dir $(WEIGHTS)
 
 evaluate: $(DEV_STAMP)
 	$(PY) -m trainer evaluate
@@ -58,11 +50,7 @@ data-fashion: $(DEV_STAMP)
 	$(PY) -m trainer fetch-data --dataset fashion
 
 train-fashion: data-fashion
-	$(PY) -m trainer train --preset fashion-classifier --weights-dir $(WEIGHTS)
-	$(PY) -m trainer train --preset fashion-vae-seed --weights-dir $(WEIGHTS)
-	$(PY) -m trainer train --preset fashion-gan-seed --weights-dir $(WEIGHTS)
-	$(PY) -m trainer train --preset fashion-vae --weights-dir $(WEIGHTS)
-	$(PY) -m trainer train --preset fashion-gan --weights-dir $(WEIGHTS)
+	$(PY) -m trainer train --bundled fashion --weights-dir $(WEIGHTS)
 
 evaluate-fashion: $(DEV_STAMP)
 	$(PY) -m trainer evaluate --dataset fashion

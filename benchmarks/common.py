@@ -46,15 +46,15 @@ def wait_ready(url: str, proc: subprocess.Popen, deadline_s: float = 120) -> flo
 
 @contextmanager
 def server(args: list[str], ready_path: str = "/readyz", env: dict | None = None, executable: str | None = None,
-           deadline_s: float = 120, log: Path | None = None):
+           deadline_s: float = 120, log: Path | None = None, cwd: Path = ROOT):
     """Start `python <args> --port P` (or `<executable> <args> --port P`) on loopback; yields
     (base_url, process, seconds_to_ready). log: a file for the server's output (a chatty server
     would otherwise fill the pipe and stall); the server's whole process group is stopped at the end
-    (frameworks with worker processes)."""
+    (frameworks with worker processes). cwd: the checkout to run (another commit's worktree)."""
     port = free_port()
     started = time.monotonic()
     sink = open(log, "wb") if log is not None else None  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen([executable or sys.executable, *args, "--port", str(port)], cwd=ROOT,
+    proc = subprocess.Popen([executable or sys.executable, *args, "--port", str(port)], cwd=cwd,
                             env={**os.environ, **(env or {})}, stdout=sink or subprocess.DEVNULL,
                             stderr=sink or subprocess.PIPE, start_new_session=True)
     base = f"http://127.0.0.1:{port}"

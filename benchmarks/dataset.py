@@ -33,7 +33,7 @@ import httpx
 from benchmarks.common import NGINX_HINT, nginx, rss_mb, server, wrk, write_result
 from digitgen_client import Client
 from digitgen_client.cli import fetch
-from models.dataset import DEFAULT_MODEL
+from models.synthetic import DEFAULT_MODEL
 
 PAGE = 10_000
 ROUNDS = 2

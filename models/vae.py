@@ -6,7 +6,8 @@ p(z | c) = mean over the training images x_i of class c of q(z | x_i), stored as
 (mu, logvar). It is the prior a VampPrior approximates with K learned pseudo-inputs, taken at
 K = N (Tomczak & Welling 2018, section 3; an exemplar VAE, Norouzi et al. 2020), and it makes the
 VAE class-conditional with exact labels: a latent drawn for class c decodes to a variation of one of
-class c's training digits. The price is that the samples stay close to the training digits.
+class c's training digits. The price is that the samples stay close to the training digits;
+`exemplar_scale` widens every posterior by a factor (a sampling temperature) for more variety.
 
 The course report's network is `VAEConfig()` with its defaults:
 encoder Linear(784,300)-ReLU-Linear(300,32) -> (mu, logvar) of a 16-d latent,
@@ -45,6 +46,9 @@ class VAEConfig:
     prior: str = "normal"  # normal | vamp | exemplar
     pseudo_inputs: int = 0  # vamp: the mixture's K learned pseudo-inputs, p(z) = mean_k q(z | u_k)
     exemplars: int = 0  # exemplar: the N labelled training images whose posteriors make the prior
+    # exemplar: each posterior's standard deviation is widened by this factor in the prior, a sampling
+    # temperature that trades closeness to the training digits for variety (chosen on held-out digits)
+    exemplar_scale: float = 1.0
 
 
 def _activation(name: str) -> nn.Module:
@@ -104,8 +108,8 @@ class VAE(nn.Module):
             # the paper's initialisation: near mid-grey, kept in [0, 1] by a hard tanh when used
             self.pseudo_inputs = nn.Parameter(0.5 + 0.01 * torch.randn(config.pseudo_inputs, PIXELS))
         elif config.prior == "exemplar":
-            if config.exemplars < 1:
-                raise ValueError("an exemplar prior needs exemplars >= 1")
+            if config.exemplars < 1 or not config.exemplar_scale > 0:
+                raise ValueError("an exemplar prior needs exemplars >= 1 and exemplar_scale > 0")
             # half precision: its rounding (~1e-3 of a mean) is far inside each posterior's spread
             self.register_buffer("exemplar_mu", torch.zeros(config.exemplars, config.latent_dim, dtype=torch.float16))
             self.register_buffer("exemplar_logvar",
@@ -181,7 +185,7 @@ class VAE(nn.Module):
         In training, computed with gradients at each call; in eval mode, once without them and kept
         until the mode changes or a parameter is changed in place (a load)."""
         if self.config.prior == "exemplar":
-            return self.exemplar_mu.float(), self.exemplar_logvar.float()
+            return self.exemplar_mu.float(), self.exemplar_logvar.float() + 2 * math.log(self.config.exemplar_scale)
         if self.training:
             return self.encode(F.hardtanh(self.pseudo_inputs, 0.0, 1.0))
         key = ("device", self.pseudo_inputs.device, self._weights_version())
@@ -199,6 +203,7 @@ class VAE(nn.Module):
         if key not in self._cache and self.config.prior == "exemplar":
             mu = self.exemplar_mu.detach().to("cpu", torch.float64)
             sigma = torch.exp(0.5 * self.exemplar_logvar.detach().to("cpu", torch.float64))
+            sigma = sigma * self.config.exemplar_scale
             self._cache = {k: v for k, v in self._cache.items() if k[0] != "draw"}
             self._cache[key] = (mu, sigma)
         if key not in self._cache:

@@ -2,7 +2,7 @@
 # One command that proves the GPU path: a cuda server and a cpu server side by side (every endpoint,
 # /models on cuda, seeded answers compared), single-PNG and bulk rates on both, the course recipes
 # trained on the GPU against the bundled CPU model cards. About 3-5 minutes on one NVIDIA GPU;
-# writes benchmarks/results/gpu-<date>.json. All options go to benchmarks/gpu.py:
+# writes benchmarks/results/gpu-<date>.json. All options go to scripts/gpu_check.py:
 #   scripts/gpu-check.sh                 # the full check (needs a CUDA GPU and MNIST in data/mnist)
 #   scripts/gpu-check.sh --dry-run       # the same plumbing on CPU, in under a minute
 #   scripts/gpu-check.sh --skip-train    # serving only
@@ -23,4 +23,4 @@ cd "$(dirname "$0")/.."
 if [ -z "${PYTHON:-}" ]; then
   if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
 fi
-exec "$PYTHON" -m benchmarks.gpu "$@"
+exec "$PYTHON" -m scripts.gpu_check "$@"

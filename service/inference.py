@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from models import dataset
+from models import synthetic
 from models.latent import interpolate
 from models.sampling import classify_u8, generate_u8, sample_digit, to_uint8
 from service.batching import Batcher, Finish
@@ -127,10 +127,10 @@ class Inference:
 
     def dataset_rows(self, model: ServedModel, seed: int, block: int, digits: tuple[int, ...], lo: int,
                      hi: int, verified: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rows [lo, hi) of one block of the labelled sequence (models/dataset.py): uint8 images and
+        """Rows [lo, hi) of one block of the labelled sequence (models/synthetic.py): uint8 images and
         labels, the classes asked for (verified: and confirmed) or the model's classifier's verdict."""
         classifier = self.registry.judge(model)
-        images, labels = dataset.rows(model.module, seed, block, lo, hi, digits=digits, device=model.device,
+        images, labels = synthetic.rows(model.module, seed, block, lo, hi, digits=digits, device=model.device,
                                       classifier=classifier.module if classifier else None,
                                       classifier_device=classifier.device if classifier else "cpu",
                                       verified=verified)

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from annotated_types import Ge, Le, MaxLen, MinLen
 from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
-from models.dataset import ALL_DIGITS, DEFAULT_MODEL as DEFAULT_DATASET_MODEL
+from models.synthetic import ALL_DIGITS, DEFAULT_MODEL as DEFAULT_DATASET_MODEL
 
 Format = Literal["png", "json", "npy"]
 MAX_NROW = 1024  # images per grid row, wherever a grid is asked for

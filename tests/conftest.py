@@ -16,11 +16,11 @@ import torch
 from fastapi.testclient import TestClient
 
 from models import ClassifierConfig, DigitClassifier, Generator, GeneratorConfig, VAE, VAEConfig, save
+from trainer.presets import BUNDLED as BUNDLED_MODELS
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "models" / "weights"
-BUNDLED_NAMES = ("vae", "vae-normal", "vae-exemplar", "gan", "gan-wide", "vae-seed", "gan-seed", "classifier", "fashion-vae",
-                 "fashion-gan", "fashion-vae-seed", "fashion-gan-seed", "fashion-classifier")
+BUNDLED_NAMES = tuple(name for names in BUNDLED_MODELS.values() for name in names)
 
 
 def write_tiny_weights(folder: Path, seed: int = 0) -> Path:

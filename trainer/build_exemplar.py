@@ -3,7 +3,11 @@ and decoder unchanged, its prior replaced by the exemplar prior of the labelled 
 (models/vae.py), i.e. every training image's posterior q(z | x_i) kept with its class.
 
 The exemplars are all the images of the dataset's training file (the train and validation splits,
-60,000 for MNIST): the set a real-data baseline trains on. Nothing is selected on the test set.
+60,000 for MNIST): the set a real-data baseline trains on. The prior's sampling temperature
+(exemplar_scale) is chosen before that, on held-out digits: exemplars from the train split alone, a
+/dataset sequence as large as that split for each candidate, the selection learners trained on it and on
+the real split, all scored on the validation split; the candidate whose worst gap to real is smallest wins.
+Nothing is selected on the test set.
 """
 from __future__ import annotations
 
@@ -12,12 +16,16 @@ from pathlib import Path
 
 import torch
 
+from models import synthetic as sequence
+from models.datasets import dataset_named
 from models.vae import VAE
 from trainer.common import load_base, to_unit
-from trainer.data import MNIST
+from trainer.data import Splits
 from trainer.presets import Preset
 
 ENCODE_BATCH = 2000
+SELECTION_LEARNERS = ("cnn-brief", "mlp")  # trainer/utility.py's cheap learners, of two kinds
+SELECTION_SEED = 1
 
 
 class ExemplarError(RuntimeError):
@@ -31,11 +39,11 @@ def load_base_vae(preset: Preset, weights_dir: Path, device: torch.device) -> tu
 
 
 @torch.no_grad()
-def build_exemplar_vae(base: VAE, data: MNIST) -> VAE:
-    """`base`'s networks with the exemplar prior of data's training file (train + validation splits)."""
-    images = torch.cat([data.train_images, data.val_images])
-    labels = torch.cat([data.train_labels, data.val_labels])
-    config = dataclasses.replace(base.config, prior="exemplar", pseudo_inputs=0, exemplars=len(images))
+def build_exemplar_vae(base: VAE, images: torch.Tensor, labels: torch.Tensor, scale: float = 1.0) -> VAE:
+    """`base`'s networks with the exemplar prior of (images uint8 (N, 28, 28), labels (N,)), widened by
+    `scale`."""
+    config = dataclasses.replace(base.config, prior="exemplar", pseudo_inputs=0, exemplars=len(images),
+                                 exemplar_scale=float(scale))
     device = next(base.parameters()).device
     model = VAE(config).to(device)
     networks = {k: v for k, v in base.state_dict().items() if k.startswith(("encoder.", "decoder."))}
@@ -49,3 +57,46 @@ def build_exemplar_vae(base: VAE, data: MNIST) -> VAE:
         logvars.append(logvar)
     model.set_exemplars(torch.cat(mus), torch.cat(logvars), labels.to(device))
     return model.eval()
+
+
+def training_file(data: Splits) -> tuple[torch.Tensor, torch.Tensor]:
+    """The dataset's whole training file: the train and validation splits' images and labels."""
+    return torch.cat([data.train_images, data.val_images]), torch.cat([data.train_labels, data.val_labels])
+
+
+def select_scale(base: VAE, data: Splits, preset: Preset, device: torch.device,
+                 progress: bool = False) -> tuple[float, dict]:
+    """The scale among preset.exemplar_scales whose sequence comes closest to real data for the learner it
+    teaches least well, on the validation split, and the table behind the choice: {"real": {learner: accuracy},
+    "scales": {scale: {learner: accuracy}}}, "real" being the same learners trained on the train split."""
+    from trainer.utility import accuracy_when_trained_on, learner_preset  # utility reads this package's models
+
+    info = dataset_named(preset.dataset)
+    # the validation split stands in for the test set: the learners are scored on it
+    held_out = Splits(train_images=data.train_images, train_labels=data.train_labels, val_images=data.val_images,
+                     val_labels=data.val_labels, test_images=data.val_images, test_labels=data.val_labels,
+                     checksums=data.checksums, title=data.title)
+
+    def scores(images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+        return {name: accuracy_when_trained_on(images, labels, held_out, device=device, progress=progress,
+                                               preset=learner_preset(name, info, SELECTION_SEED))
+                for name in SELECTION_LEARNERS}
+
+    table: dict = {"learners": list(SELECTION_LEARNERS), "seed": SELECTION_SEED,
+                   "real": scores(data.train_images, data.train_labels), "scales": {}}
+    n = len(data.train_images)
+    for scale in preset.exemplar_scales:
+        model = build_exemplar_vae(base, data.train_images, data.train_labels, scale)
+        images, labels = sequence.make(model, n, SELECTION_SEED, device=device)
+        table["scales"][str(scale)] = scores(images.reshape(n, 28, 28), labels)
+        if progress:
+            print(f"exemplar_scale {scale}: " + ", ".join(f"{k} {100 * v:.2f} %" for k, v in
+                                                          table["scales"][str(scale)].items()), flush=True)
+    best = max(preset.exemplar_scales, key=lambda s: worst_gap(table, s))
+    return float(best), table
+
+
+def worst_gap(table: dict, scale: float) -> float:
+    """The scale's accuracy minus the real data's for the learner it teaches least well (the target is every
+    learner's gap to real)."""
+    return min(table["scales"][str(scale)][name] - table["real"][name] for name in table["real"])

@@ -10,7 +10,7 @@ from models.checkpoint import CheckpointError
 from models.datasets import DATASETS
 from models.paths import BUNDLED_WEIGHTS
 from trainer.data import SOURCES, DataError
-from trainer.presets import PRESETS
+from trainer.presets import BUNDLED, PRESETS
 from trainer.evaluate import WrongDataset
 from trainer.build_exemplar import ExemplarError
 from trainer.train_distill import DistillError
@@ -41,8 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_arguments(fetch, "mnist (default) or fashion")
 
     presets = ", ".join(f"{name} ({p.family}, {p.epochs} epochs)" for name, p in PRESETS.items())
-    train = sub.add_parser("train", help="train one preset", description=f"Train one preset. Presets: {presets}.")
-    train.add_argument("--preset", required=True, choices=list(PRESETS), help="recipe to train")
+    train = sub.add_parser("train", help="train one preset, or every bundled model of a dataset",
+                           description=f"Train one preset, or with --bundled every bundled model of a dataset in "
+                                       f"order. Presets: {presets}.")
+    which = train.add_mutually_exclusive_group(required=True)
+    which.add_argument("--preset", choices=list(PRESETS), help="recipe to train")
+    which.add_argument("--bundled", choices=list(BUNDLED), help="every bundled model of this dataset, in training "
+                       "order (trainer/presets.py:BUNDLED), each into runs/<name>; what `make train` runs")
     train.add_argument("--epochs", type=int, help="override the preset's number of epochs (a run that ends at or "
                        "before a warm restart, e.g. vae's at 150, is its plain-cosine first cycle)")
     train.add_argument("--batch-size", type=int, help="override the preset's batch size")
@@ -173,6 +178,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from trainer.presets import get_preset
     from trainer.run import train_preset
 
+    if args.bundled:
+        if args.out or args.dataset:
+            raise SystemExit("error: --bundled trains each model into runs/<name> on its own dataset: "
+                             "drop --out and --dataset")
+        for name in BUNDLED[args.bundled]:
+            if cmd_train(argparse.Namespace(**{**vars(args), "bundled": None, "preset": name})) != 0:
+                return 1
+        return 0
     dry = args.dry_run  # a dry run defaults to 2 epochs of 5 batches of 32 on synthetic data
     preset = get_preset(args.preset, epochs=args.epochs or (2 if dry else None),
                         batch_size=args.batch_size or (32 if dry else None), lr=args.lr, seed=args.seed,

@@ -59,6 +59,15 @@ def make_scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_steps:
     raise ValueError(f"unknown schedule {schedule!r}")
 
 
+def descend(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scheduler=None) -> None:
+    """One optimiser step on `loss` (and one scheduler step, when there is one)."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+
+
 def milestone_epochs(epochs: int) -> list[int]:
     """Epochs at which figures are written: 1 and every fifth of the run (1,10,20,..,50 for 50)."""
     return sorted({1, *(max(1, round(epochs * k / 5)) for k in range(1, 6))})

@@ -146,7 +146,7 @@ def verify(data_dir: str | Path, checksums: dict[str, str] = CHECKSUMS, *, title
 
 
 @dataclass
-class MNIST:
+class Splits:
     """Images (N, 28, 28) uint8 and labels (N,) int64 per split, of MNIST or of a dataset in its
     format (`title` says which, as model cards name it)."""
     train_images: torch.Tensor
@@ -158,13 +158,13 @@ class MNIST:
     checksums: dict[str, str]
     title: str = MNIST_INFO.title
 
-    def to(self, device: torch.device | str) -> "MNIST":
+    def to(self, device: torch.device | str) -> "Splits":
         moved = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in vars(self).items()}
-        return MNIST(**moved)
+        return Splits(**moved)
 
 
 def load_mnist(data_dir: str | Path = DEFAULT_DATA_DIR, checksums: dict[str, str] | None = CHECKSUMS,
-               train_size: int = TRAIN_SIZE, *, dataset: str = "mnist") -> MNIST:
+               train_size: int = TRAIN_SIZE, *, dataset: str = "mnist") -> Splits:
     """Load and split MNIST (or, with dataset="fashion", Fashion-MNIST: pass its folder and checksums,
     or use load_dataset). `checksums=None` skips verification (tests with tiny files)."""
     data_dir = Path(data_dir)
@@ -185,7 +185,7 @@ def load_mnist(data_dir: str | Path = DEFAULT_DATA_DIR, checksums: dict[str, str
         raise DataError(f"image and label counts differ in {data_dir}")
     if not 0 < train_size < len(train_x):
         train_size = max(1, int(len(train_x) * 11 / 12))  # tiny test files: keep the 55:5 ratio
-    return MNIST(
+    return Splits(
         train_images=train_x[:train_size], train_labels=train_y[:train_size],
         val_images=train_x[train_size:], val_labels=train_y[train_size:],
         test_images=test_x, test_labels=test_y,
@@ -193,14 +193,14 @@ def load_mnist(data_dir: str | Path = DEFAULT_DATA_DIR, checksums: dict[str, str
     )
 
 
-def load_dataset(dataset: str = "mnist", data_dir: str | Path | None = None) -> MNIST:
+def load_dataset(dataset: str = "mnist", data_dir: str | Path | None = None) -> Splits:
     """Load and split a dataset by its key (mnist | fashion), verified against its checksums, from
     `data_dir` (default: its own folder under data/)."""
     where = source_of(dataset)
     return load_mnist(data_dir if data_dir is not None else where.default_dir, where.checksums, dataset=dataset)
 
 
-def synthetic_mnist(n_train: int = 600, n_test: int = 200, seed: int = 0, title: str = MNIST_INFO.title) -> MNIST:
+def synthetic_mnist(n_train: int = 600, n_test: int = 200, seed: int = 0, title: str = MNIST_INFO.title) -> Splits:
     """Random blobs with labels, same shapes and dtypes as MNIST (for --dry-run and tests); `title`
     names the dataset they stand in for."""
     g = torch.Generator().manual_seed(seed)
@@ -214,7 +214,7 @@ def synthetic_mnist(n_train: int = 600, n_test: int = 200, seed: int = 0, title:
     n_val = max(1, n_train // 12)
     tx, ty = make(n_train + n_val)
     sx, sy = make(n_test)
-    return MNIST(tx[:n_train], ty[:n_train], tx[n_train:], ty[n_train:], sx, sy, checksums={}, title=title)
+    return Splits(tx[:n_train], ty[:n_train], tx[n_train:], ty[n_train:], sx, sy, checksums={}, title=title)
 
 
 # ---- fetching -------------------------------------------------------------------------------

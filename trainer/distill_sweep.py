@@ -32,11 +32,11 @@ from models.gan import fold_batchnorm
 from models.paths import BUNDLED_WEIGHTS
 from trainer import figures
 from trainer.common import to_unit
-from trainer.data import MNIST, load_dataset
+from trainer.data import Splits, load_dataset
 from trainer.evaluate import class_agreement, generate_with_latents
 from trainer.metrics import PixelPCAFeatures, feature_fid, generator_costs, image_metrics
 from trainer.presets import get_preset, with_defaults
-from trainer.report import DISTILL_MAX_US
+from trainer.targets import TARGETS
 from trainer.resume import STATE_FILE
 from trainer.run import train_preset
 
@@ -62,7 +62,7 @@ def _same_run(card: dict, preset, teacher_sha: str, max_steps: int | None) -> bo
             and card["training"].get("steps_per_epoch_cap") == max_steps)
 
 
-def trained(preset, data: MNIST, device: torch.device, runs: Path, teacher_dir: Path, max_steps: int | None,
+def trained(preset, data: Splits, device: torch.device, runs: Path, teacher_dir: Path, max_steps: int | None,
             teacher_sha: str):
     """The checkpoint of `preset` in runs/<name>: trained now unless a finished one of this run is there."""
     run_dir = runs / preset.name
@@ -78,7 +78,7 @@ def trained(preset, data: MNIST, device: torch.device, runs: Path, teacher_dir: 
     return load(path, device), card
 
 
-def measure(name: str, generator, teacher_images: torch.Tensor | None, data: MNIST, classifier, pca, test,
+def measure(name: str, generator, teacher_images: torch.Tensor | None, data: Splits, classifier, pca, test,
             n: int, seed: int, device: torch.device) -> dict:
     images, latents = generate_with_latents(generator, n, seed, device)
     metrics = image_metrics(images, test, classifier)
@@ -99,7 +99,7 @@ def measure(name: str, generator, teacher_images: torch.Tensor | None, data: MNI
 
 def run_sweep(*, widths: list[int], epochs: int, feature: float, adversarial: float, n: int = 5000,
               seed: int = 0, out: Path, runs: Path = Path("runs/distill"), weights_dir: Path = BUNDLED_WEIGHTS,
-              device: str = "auto", data_dir: Path | None = None, data: MNIST | None = None,
+              device: str = "auto", data_dir: Path | None = None, data: Splits | None = None,
               max_steps: int | None = None, cost_rounds: int = 40) -> list[dict]:
     device = resolve_device(device)
     data = data if data is not None else load_dataset("mnist", data_dir)
@@ -144,7 +144,7 @@ def run_sweep(*, widths: list[int], epochs: int, feature: float, adversarial: fl
     # rows of a sweep stopped before its side-by-side timing have no cost: not on the plot
     all_rows = [r for r in json.loads(out.read_text())["rows"] if "us_per_image" in r]
     figures.cost_vs_fid([{**r, "label": r["name"].removeprefix("distill-")} for r in all_rows],
-                        out.with_suffix(".png"), title="gan-wide distilled: cost per image against FID", budget_us=DISTILL_MAX_US)
+                        out.with_suffix(".png"), title="gan-wide distilled: cost per image against FID", budget_us=TARGETS["gan_max_us"])
     return rows
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from models import dataset as sequence
+from models import synthetic as sequence
 from models.checkpoint import LoadedCheckpoint, load
 from models.datasets import DatasetInfo, dataset_named, dataset_of_card
 from models.devices import resolve_device
@@ -17,7 +17,7 @@ from models.sampling import prior_draws, sample_digit, to_uint8
 from models.shapes import IMAGE_SHAPE, PIXELS
 from models.vae import VAE
 from trainer.common import to_unit
-from trainer.data import MNIST, load_dataset
+from trainer.data import Splits, load_dataset
 from trainer.metrics import bernoulli_log_likelihood, image_metrics, importance_sampled_log_likelihood
 
 PROTOCOL = (
@@ -102,7 +102,7 @@ def blurred(images: torch.Tensor, sigma: float = BLUR_SIGMA) -> torch.Tensor:
     return to_uint8(torch.nn.functional.conv2d(images, kernel, padding=2)).float().div_(255)
 
 
-def reference_sets(data: MNIST, n: int, seed: int, info: DatasetInfo | None = None) -> dict[str, torch.Tensor]:
+def reference_sets(data: Splits, n: int, seed: int, info: DatasetInfo | None = None) -> dict[str, torch.Tensor]:
     """The rows that give the metrics a scale: real images (the floor), real images blurred (what
     softness alone costs), noise and a single class (ceilings)."""
     g = torch.Generator().manual_seed(seed)
@@ -119,7 +119,7 @@ def reference_sets(data: MNIST, n: int, seed: int, info: DatasetInfo | None = No
 
 
 @torch.no_grad()
-def vae_metrics(vae: VAE, data: MNIST, trained_on_binarised: bool, nll_images: int, k: int, seed: int,
+def vae_metrics(vae: VAE, data: Splits, trained_on_binarised: bool, nll_images: int, k: int, seed: int,
                 device: torch.device) -> dict:
     test = to_unit(data.test_images).to(device)
     g = torch.Generator(device=device).manual_seed(seed)
@@ -157,7 +157,7 @@ def vae_metrics(vae: VAE, data: MNIST, trained_on_binarised: bool, nll_images: i
             "nll_seconds": round(time.perf_counter() - started, 1)}
 
 
-def digit_check(weights_dir: Path, data: MNIST, model: str, per_digit: int, seed: int,
+def digit_check(weights_dir: Path, data: Splits, model: str, per_digit: int, seed: int,
                 device: torch.device, *, min_confidence: float | None = None,
                 max_rounds: int = 50, classifier_name: str = "classifier") -> dict:
     """Independent check of `digit=` sampling: the service's rejection sampler
@@ -216,7 +216,7 @@ def print_table(rows: dict[str, dict]) -> None:
 def run_evaluate(*, weights_dir: Path, out: Path, n: int = 10_000, models: list[str] | None = None,
                  nll_k: int = 5000, nll_images: int | None = None, seed: int = 0, device: str = "auto",
                  data_dir: Path | None = None, update_cards: bool = True, digit_check_per_digit: int = 100,
-                 data: MNIST | None = None, dataset: str = "mnist") -> dict:
+                 data: Splits | None = None, dataset: str = "mnist") -> dict:
     """Evaluate `models` (default: every generative checkpoint of `dataset` in `weights_dir`) on n
     samples each, against that dataset's test set in its classifier's features; write the results to
     `out` (JSON) and, with `update_cards`, into the model cards.
@@ -291,7 +291,7 @@ def run_evaluate(*, weights_dir: Path, out: Path, n: int = 10_000, models: list[
 
 
 def run_epochs_table(snapshots: Path, *, weights_dir: Path, out: Path, n: int = 10_000, seed: int = 0,
-                     device: str = "auto", data_dir: Path | None = None, data: MNIST | None = None,
+                     device: str = "auto", data_dir: Path | None = None, data: Splits | None = None,
                      dataset: str = "mnist") -> list[dict]:
     """FID / IS / class KL of each GAN snapshot (runs/gan-wide/snapshots/epochNNN.safetensors), written to
     `out`; rows already in `out` for the same snapshot bytes and n are kept, not measured again."""

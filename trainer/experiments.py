@@ -21,7 +21,7 @@ from models.checkpoint import load
 from models.devices import resolve_device
 from models.gan import Discriminator, Generator
 from trainer.common import to_unit
-from trainer.data import DEFAULT_DATA_DIR, MNIST, load_mnist
+from trainer.data import DEFAULT_DATA_DIR, Splits, load_mnist
 from trainer.evaluate import generate_with_latents
 from trainer.metrics import image_metrics
 from trainer.presets import get_preset
@@ -63,7 +63,7 @@ def recalibrated(generator: Generator, batches: int = 200, batch_size: int = 256
     return generator.eval()
 
 
-def posthoc(weights: Path, data: MNIST, classifier, n: int, seed: int) -> list[dict]:
+def posthoc(weights: Path, data: Splits, classifier, n: int, seed: int) -> list[dict]:
     generator = load(weights).module.eval()
     test = to_unit(data.test_images)
     rows = [_score("real train images (reference)", to_unit(data.train_images[:n]), test, classifier),
@@ -77,7 +77,7 @@ def posthoc(weights: Path, data: MNIST, classifier, n: int, seed: int) -> list[d
     return rows
 
 
-def pilot(name: str, overrides: dict, epochs: int, data: MNIST, classifier, n: int, seed: int,
+def pilot(name: str, overrides: dict, epochs: int, data: Splits, classifier, n: int, seed: int,
           device: torch.device, max_steps: int | None = None) -> dict:
     overrides = dict(overrides)
     preset = get_preset("gan-wide", epochs=epochs)
@@ -102,7 +102,7 @@ DEFAULT_N = {"pilot": 2000, "posthoc": 5000}
 def run_experiment(mode: str, *, weights_dir: Path, weights: Path | None = None, name: str = "pilot",
                    overrides: dict | None = None, epochs: int = 3, n: int | None = None, seed: int = 0,
                    device: str = "auto", data_dir: Path = DEFAULT_DATA_DIR, out: Path | None = None,
-                   max_steps: int | None = None, data: MNIST | None = None) -> list[dict]:
+                   max_steps: int | None = None, data: Splits | None = None) -> list[dict]:
     """mode "pilot": `epochs` epochs of the gan-wide preset changed by `overrides`, its raw generator scored
     under `name`; "posthoc": sampling-time changes to the generator checkpoint `weights`. Both score n
     samples (default DEFAULT_N[mode]) with the classifier in `weights_dir`; rows also go to `out` (JSON)

@@ -7,9 +7,12 @@ import shutil
 from pathlib import Path
 
 from models.checkpoint import family_of
+from trainer import targets
+from trainer.presets import BUNDLED, PRESETS
+from trainer.targets import floor_fid, judge_utility, share_range
 
-PRESET_ORDER = ["vae-seed", "gan-seed", "vae-normal", "vae", "vae-exemplar", "gan-wide", "gan"]
-FASHION_ORDER = ["fashion-vae-seed", "fashion-gan-seed", "fashion-vae", "fashion-gan"]
+PRESET_ORDER = [name for name in BUNDLED["mnist"] if PRESETS[name].family != "classifier"]
+FASHION_ORDER = [name for name in BUNDLED["fashion"] if PRESETS[name].family != "classifier"]
 # each MNIST model next to the same recipe on Fashion-MNIST: fashion-gan is gan-wide's recipe and
 # fashion-vae vae-normal's (the distilled gan and the VampPrior vae have no fashion counterpart)
 SIDE_BY_SIDE = [("vae-seed", "fashion-vae-seed"), ("gan-seed", "fashion-gan-seed"), ("vae-normal", "fashion-vae"),
@@ -19,23 +22,6 @@ FIGURES = {
             "interpolation.png"],
     "gan": ["loss_curves.png", "samples_epoch*.png", "digits.png", "interpolation.png"],
 }
-# Quality targets for the served defaults; the floor is the real-vs-test FID.
-GAN_FID_FACTOR, GAN_MIN_IS, GAN_HIST_RANGE = 4.0, 9.3, (0.07, 0.13)
-VAE_FID_FACTOR, VAE_MAX_NLL = 0.5, 90.0
-GAN_MIN_CAS = 0.98  # a classifier trained on 60,000 gan digits, tested on real ones
-# /dataset's default model: its utility gap to the 60,000 real digits, for every learner, mean over the seeds
-DATASET_MODEL, DATASET_MAX_GAP = "vae-exemplar", 0.5
-UTILITY_JUDGE = "classifier"  # trainer/utility.py's learner with the dataset's own classifier recipe
-# The distilled gan against the gan-wide it copies: time per image (one thread, batch 16), and the
-# quality it must keep (FID, IS, every digit's share, digit= agreement by the independent judge)
-DISTILL_MAX_US, DISTILL_MAX_RATIO, DISTILL_MAX_FID, DISTILL_MIN_IS = 40.0, 0.25, 11.0, 9.5
-DISTILL_HIST_RANGE, DISTILL_MIN_AGREEMENT = (0.085, 0.115), 0.98
-# Fashion-MNIST targets: fashion-gan's FID within this factor of the fashion floor, its class shares in
-# range, and its class agreement (the fashion classifier sees the class asked for) at least this
-FASHION_FID_FACTOR, FASHION_HIST_RANGE, FASHION_MIN_AGREEMENT = 10.0, (0.085, 0.115), 0.85
-# The VAE ladder's targets for the served vae: test NLL on all 10,000 binarised test images (k = 5,000),
-# sample FID, and reconstructions at least as good as those of vae-normal, the vae it replaced
-LADDER_MAX_NLL, LADDER_NLL_IMAGES, LADDER_MAX_FID = 83.0, 10_000, 50.0
 # Published test NLLs on dynamically binarised MNIST (nats, importance-sampled), for the ladder
 VAE_ANCHORS = [
     ("VAE, 1 stochastic layer (Burda et al. 2016, IWAE paper)", 86.76),
@@ -99,23 +85,11 @@ def _vae_table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def judge_utility(section: dict, name: str) -> float | None:
-    """A model's utility with the dataset's own classifier recipe (the mean over seeds), in either the
-    per-learner layout or the single-recipe one metrics files written before it have."""
-    row = section.get("models", {}).get(name)
-    if not row:
-        return None
-    if "learners" not in row:
-        return row.get("test_accuracy")
-    per_seed = row["learners"].get(UTILITY_JUDGE, {}).get("accuracy", {})
-    return sum(per_seed.values()) / len(per_seed) if per_seed else None
-
-
 def _shares(metrics: dict, name: str, conditional: bool) -> str:
     if conditional:
         return "10 % each (exact)"
     shares = metrics.get("models", {}).get(name, {}).get("class_histogram")
-    return f"{100 * min(shares):.1f}–{100 * max(shares):.1f} %" if shares else "—"
+    return share_range(shares) if shares else "—"
 
 
 def _utility_rows(metrics: dict, key: str) -> list[str]:
@@ -187,43 +161,6 @@ def _curve_table(curve: dict) -> str:
     return "\n".join(lines)
 
 
-def _targets(metrics: dict) -> list[tuple[str, str, bool | None]]:
-    models = metrics.get("models", {})
-    floor = _floor(metrics)
-    rows = []
-    gan, vae, vae_seed = models.get("gan"), models.get("vae"), models.get("vae-seed")
-    if gan and floor:
-        rows.append((f"gan FID ≤ {GAN_FID_FACTOR:g} × floor ({GAN_FID_FACTOR * floor:.1f})", _fmt(gan["fid"]),
-                     gan["fid"] <= GAN_FID_FACTOR * floor))
-    if gan:
-        rows.append((f"gan IS ≥ {GAN_MIN_IS}", _fmt(gan["inception_score"]), gan["inception_score"] >= GAN_MIN_IS))
-        lo, hi = GAN_HIST_RANGE
-        shares = gan["class_histogram"]
-        rows.append((f"gan every digit {100 * lo:.0f}–{100 * hi:.0f} %",
-                     f"{100 * min(shares):.1f}–{100 * max(shares):.1f} %", lo <= min(shares) and max(shares) <= hi))
-    if vae and vae_seed:
-        rows.append((f"vae FID ≤ ½ vae-seed's ({VAE_FID_FACTOR * vae_seed['fid']:.1f})", _fmt(vae["fid"]),
-                     vae["fid"] <= VAE_FID_FACTOR * vae_seed["fid"]))
-    if vae and "test_nll_binarised" in vae:
-        rows.append((f"vae binarised test NLL ≤ {VAE_MAX_NLL:g} nats", _fmt(vae["test_nll_binarised"]),
-                     vae["test_nll_binarised"] <= VAE_MAX_NLL))
-    for key, spelled in (("utility", ""), ("utility_verified", "&verified=true")):
-        gan_utility = judge_utility(metrics.get(key, {}), "gan")
-        if gan_utility is not None:
-            rows.append((f"gan utility (CAS, `/dataset?model=gan{spelled}`) ≥ {100 * GAN_MIN_CAS:.1f} %",
-                         f"{100 * gan_utility:.2f} %", gan_utility >= GAN_MIN_CAS))
-    gaps = metrics.get("utility", {}).get("gaps", {}).get(DATASET_MODEL)
-    if gaps:
-        worst = max(row["gap"] for row in gaps.values())
-        rows.append((f"{DATASET_MODEL} (the default /dataset model): gap to real ≤ {DATASET_MAX_GAP:g} points "
-                     f"for every learner", f"{worst:+.2f} (worst of {len(gaps)})", worst <= DATASET_MAX_GAP))
-    if "digit_check" in metrics:
-        check = metrics["digit_check"]
-        rows.append((f"{check['model']} digit= gives the digit ≥ 95 %", f"{100 * check['accuracy']:.1f} %",
-                     check["accuracy"] >= 0.95))
-    return rows
-
-
 def _distillation(metrics: dict, out: Path) -> list[str]:
     """The cost-vs-quality sweep of the distilled gan (reports/gan_distill.json) and the served gan's targets."""
     sweep = _read(out / "gan_distill.json")
@@ -236,39 +173,18 @@ def _distillation(metrics: dict, out: Path) -> list[str]:
              "| class agreement | pixel-PCA FID ↓ | mean abs. difference to gan-wide (of 255) | trained |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: -r["us_per_image"]):
-        shares = r["class_histogram"]
         ratio = f"{r['us_per_image'] / teacher['us_per_image']:.2f}" if teacher else ""
         trained = f"{r['train_seconds'] / 60:.0f} min" if "train_seconds" in r else ""
         name = f"**{r['name']}**" if r.get("served") else r["name"]
         lines.append(f"| {name} | {r['hidden_dim']}-{r['hidden_dim'] // 2} | {r.get('epochs', '')} | "
                      f"{r['us_per_image']:.1f} | {ratio} | {r['multiply_adds_per_image'] / 1e6:.2f} M | {r['fid']:.2f} | "
-                     f"{r['inception_score']:.2f} | {100 * min(shares):.1f}–{100 * max(shares):.1f} % | "
+                     f"{r['inception_score']:.2f} | {share_range(r['class_histogram'])} | "
                      f"{100 * r['class_agreement']:.1f} % | {r['pixel_pca_fid']:.2f} | "
                      f"{r.get('mean_abs_difference_to_teacher', 0):.2f} | {trained} |")
     lines += ["", "![cost against FID](gan_distill.png)", ""]
-    served = next((r for r in rows if r.get("served")), None)
-    gan = metrics.get("models", {}).get("gan")
-    check = metrics.get("digit_check", {})
-    targets = []
-    if served and teacher:
-        ratio = served["us_per_image"] / teacher["us_per_image"]
-        targets += [(f"gan ≤ {DISTILL_MAX_US:g} µs per image (one thread, batch 16)", f"{served['us_per_image']:.1f} µs",
-                     served["us_per_image"] <= DISTILL_MAX_US),
-                    (f"gan ≤ {DISTILL_MAX_RATIO:g} × gan-wide's time, same run", f"{ratio:.2f} ×", ratio <= DISTILL_MAX_RATIO)]
-    if gan:
-        lo, hi = DISTILL_HIST_RANGE
-        shares = gan["class_histogram"]
-        targets += [(f"gan FID ≤ {DISTILL_MAX_FID:g} (n = {metrics.get('n', '?')})", _fmt(gan["fid"]),
-                     gan["fid"] <= DISTILL_MAX_FID),
-                    (f"gan IS ≥ {DISTILL_MIN_IS}", _fmt(gan["inception_score"]), gan["inception_score"] >= DISTILL_MIN_IS),
-                    (f"gan every digit {100 * lo:.1f}–{100 * hi:.1f} %",
-                     f"{100 * min(shares):.2f}–{100 * max(shares):.2f} %", lo <= min(shares) and max(shares) <= hi)]
-    if check.get("model") == "gan":
-        targets.append((f"gan digit= agreement ≥ {100 * DISTILL_MIN_AGREEMENT:.0f} % (independent judge)",
-                        f"{100 * check['accuracy']:.1f} %", check["accuracy"] >= DISTILL_MIN_AGREEMENT))
-    if targets:
-        lines += ["| target | measured | met |", "|---|---|---|",
-                  *[f"| {t} | {v} | {'yes' if ok else 'NO'} |" for t, v, ok in targets], ""]
+    rows_met = targets.distillation(rows)
+    if rows_met:
+        lines += [*targets.table(rows_met), ""]
     return lines
 
 
@@ -299,21 +215,9 @@ def _vae_ladder(metrics: dict, ladder: dict, cards: dict) -> list[str]:
     for label, nll in VAE_ANCHORS:
         lines.append(f"| *{label}* | published | {nll:.2f} | 10,000 | | | | |")
     lines.append("")
-    served, replaced = bundled.get("vae"), bundled.get("vae-normal")
-    if served and served.get("test_nll_binarised") is not None:
-        on_all = served["nll_images"] >= LADDER_NLL_IMAGES and served["nll_k"] >= 5000
-        targets = [(f"vae: test NLL ≤ {LADDER_MAX_NLL:g} nats on all {LADDER_NLL_IMAGES:,} test images, k = 5,000",
-                    f"{served['test_nll_binarised']:.2f} ({served['nll_images']:,} images)",
-                    on_all and served["test_nll_binarised"] <= LADDER_MAX_NLL),
-                   (f"vae: sample FID ≤ {LADDER_MAX_FID:g}", _fmt(served.get("fid")),
-                    served.get("fid") is not None and served["fid"] <= LADDER_MAX_FID)]
-        if replaced:
-            targets.append((f"vae: reconstructions as good as vae-normal's "
-                            f"(MSE ≤ {replaced['reconstruction_mse_per_pixel']:.4f})",
-                            f"{served['reconstruction_mse_per_pixel']:.4f}",
-                            served["reconstruction_mse_per_pixel"] <= replaced["reconstruction_mse_per_pixel"]))
-        lines += ["| target | measured | met |", "|---|---|---|",
-                  *[f"| {t} | {v} | {'yes' if ok else 'NO'} |" for t, v, ok in targets], ""]
+    ladder_rows = [row for row in targets.served(metrics) if row[0].startswith("vae ")] + targets.reconstructions(metrics)
+    if ladder_rows:
+        lines += [*targets.table(ladder_rows), ""]
     return lines
 
 
@@ -322,23 +226,17 @@ def _ladder_candidates(ladder: dict) -> list[str]:
     return [name for name in ladder.get("models", {}) if name not in BUNDLED_LADDER]
 
 
-def _floor(metrics: dict) -> float | None:
-    """The real-vs-real FID (the reference row marked "(floor)"; the blurred real row also starts with "real")."""
-    return next((v["fid"] for k, v in metrics.get("references", {}).items() if k.endswith("(floor)")), None)
-
-
 def _side_by_side(mnist: dict, fashion: dict) -> str:
     """Each recipe on MNIST and on Fashion-MNIST, every figure in its own dataset's classifier's terms."""
     def cells(metrics: dict, name: str) -> list[str]:
         m = metrics.get("models", {}).get(name)
-        floor = _floor(metrics)
+        floor = floor_fid(metrics)
         cas = judge_utility(metrics.get("utility", {}), name)
         if not m:
             return ["—"] * 6
-        shares = m["class_histogram"]
         return [f"{m['fid']:.1f} ({m['fid'] / floor:.1f}×)" if floor else _fmt(m["fid"], 1),
                 _fmt(m["inception_score"]),
-                f"{100 * min(shares):.1f}–{100 * max(shares):.1f} %",
+                share_range(m["class_histogram"]),
                 f"{100 * m['class_agreement']:.1f} %" if "class_agreement" in m else "—",
                 _fmt(m.get("test_nll_binarised")),
                 f"{100 * cas:.2f} %" if cas is not None else "—"]
@@ -346,32 +244,13 @@ def _side_by_side(mnist: dict, fashion: dict) -> str:
     header = ["FID (× floor) ↓", "IS ↑", "class shares", "class agreement", "NLL (nats) ↓", "utility (CAS)"]
     lines = ["| recipe | " + " | ".join(f"{h}: MNIST / Fashion" for h in header) + " |",
              "|---|" + "---|" * len(header)]
-    floors = [_floor(mnist), _floor(fashion)]
+    floors = [floor_fid(mnist), floor_fid(fashion)]
     lines.append("| *real train vs test (floor)* | " + (f"{_fmt(floors[0], 1)} / {_fmt(floors[1], 1)}" if all(floors)
                                                          else "—") + " |" + " |" * (len(header) - 1))
     for recipe, fashion_name in SIDE_BY_SIDE:
         a, b = cells(mnist, recipe), cells(fashion, fashion_name)
         lines.append(f"| {recipe} | " + " | ".join(f"{x} / {y}" for x, y in zip(a, b)) + " |")
     return "\n".join(lines)
-
-
-def _fashion_targets(fashion: dict) -> list[tuple[str, str, bool]]:
-    gan = fashion.get("models", {}).get("fashion-gan")
-    floor = _floor(fashion)
-    if not gan:
-        return []
-    rows = []
-    if floor:
-        rows.append((f"fashion-gan FID ≤ {FASHION_FID_FACTOR:g} × the fashion floor ({FASHION_FID_FACTOR * floor:.1f})",
-                     _fmt(gan["fid"]), gan["fid"] <= FASHION_FID_FACTOR * floor))
-    lo, hi = FASHION_HIST_RANGE
-    shares = gan["class_histogram"]
-    rows.append((f"fashion-gan every class {100 * lo:.1f}–{100 * hi:.1f} %",
-                 f"{100 * min(shares):.2f}–{100 * max(shares):.2f} %", lo <= min(shares) and max(shares) <= hi))
-    if "class_agreement" in gan:
-        rows.append((f"fashion-gan label= agreement (fashion classifier) ≥ {100 * FASHION_MIN_AGREEMENT:.0f} %",
-                     f"{100 * gan['class_agreement']:.1f} %", gan["class_agreement"] >= FASHION_MIN_AGREEMENT))
-    return rows
 
 
 def _harder_data(mnist: dict, fashion: dict, cards: dict, runs: Path, out: Path) -> list[str]:
@@ -399,9 +278,7 @@ def _harder_data(mnist: dict, fashion: dict, cards: dict, runs: Path, out: Path)
         "",
         _utility_table(fashion, out),
         "",
-        "| target | measured | met |",
-        "|---|---|---|",
-        *[f"| {t} | {v} | {'yes' if ok else 'NO'} |" for t, v, ok in _fashion_targets(fashion)],
+        *targets.table(targets.fashion(fashion)),
         "",
     ]
     if "digit_check" in fashion:
@@ -445,7 +322,7 @@ def _family(card: dict) -> str:
 
 def _architectures(cards: dict[str, dict]) -> str:
     lines = ["| preset | family | what | epochs | batch | Adam lr (β) | trained in |", "|---|---|---|---|---|---|---|"]
-    for name in PRESET_ORDER + ["classifier"] + FASHION_ORDER + ["fashion-classifier"]:
+    for name in [name for names in BUNDLED.values() for name in names]:
         card = cards.get(name)
         if not card:
             continue
@@ -518,9 +395,7 @@ def write_report(metrics_path: Path, runs: Path, weights_dir: Path, out: Path) -
         *_discussion("discussion-utility.md", "### What the utility figures say"),
         "## Targets for the served defaults",
         "",
-        "| target | measured | met |",
-        "|---|---|---|",
-        *[f"| {t} | {v} | {'yes' if ok else 'NO'} |" for t, v, ok in _targets(metrics)],
+        *targets.table(targets.served(metrics)),
         "",
         "## GAN quality by epoch",
         "",

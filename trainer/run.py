@@ -20,9 +20,9 @@ from models.sampling import seed_latents
 from models.vae import VAE
 from trainer import figures
 from trainer.common import seeded_generator, to_unit
-from trainer.data import MNIST
+from trainer.data import Splits
 from trainer.presets import Preset
-from trainer.build_exemplar import build_exemplar_vae, load_base_vae
+from trainer.build_exemplar import build_exemplar_vae, load_base_vae, select_scale, training_file
 from trainer.train_classifier import train_classifier
 from trainer.train_distill import load_teacher, student_config, train_distill
 from trainer.train_gan import train_gan, with_class_prior
@@ -38,7 +38,7 @@ def vae_samples(model: VAE, preset: Preset, run_dir: Path, seed: int = 0) -> Non
     figures.sample_grid(images, run_dir / "samples.png", title=f"{preset.name}: 64 samples (seed {seed})")
 
 
-def _vae_figures(model: VAE, data: MNIST, preset: Preset, run_dir: Path) -> None:
+def _vae_figures(model: VAE, data: Splits, preset: Preset, run_dir: Path) -> None:
     vae_samples(model, preset, run_dir)
     with torch.no_grad():
         n = min(TSNE_POINTS, len(data.test_images))
@@ -78,7 +78,7 @@ def _class_rows(module: torch.nn.Module, preset: Preset, device: torch.device, r
     figures.sample_grid(samples, run_dir / "digits.png", title=f"{preset.name}: one row per {what}", nrow=10)
 
 
-def train_preset(preset: Preset, data: MNIST, device: torch.device, out_dir: Path,
+def train_preset(preset: Preset, data: Splits, device: torch.device, out_dir: Path,
                  weights_dir: Path | None = None, max_steps: int | None = None, progress: bool = True,
                  resume: bool = False, teacher_dir: Path = BUNDLED_WEIGHTS) -> dict:
     """Returns the model card that was written next to the checkpoint. resume=True continues the run
@@ -104,12 +104,13 @@ def train_preset(preset: Preset, data: MNIST, device: torch.device, out_dir: Pat
         distilled_from = {"model": preset.teacher, "weights_sha256": teacher_sha}
     elif preset.family == "vae" and preset.teacher:
         base, base_sha = load_base_vae(preset, teacher_dir, device)
-        module = build_exemplar_vae(base, data)
+        scale, selection = select_scale(base, data, preset, device, progress) if preset.exemplar_scales else (1.0, None)
+        module = build_exemplar_vae(base, *training_file(data), scale)
         preset = dataclasses.replace(preset, vae=module.config)
         config = module.config
         history, final = {}, {}
-        built_from = {"model": preset.teacher, "weights_sha256": base_sha,
-                      "exemplars": len(data.train_images) + len(data.val_images)}
+        built_from = {"model": preset.teacher, "weights_sha256": base_sha, "exemplars": module.config.exemplars,
+                      **({"exemplar_scale_selection": selection} if selection else {})}
     elif preset.family == "vae":
         module = VAE(preset.vae).to(device)
         history = train_vae(module, data, preset, device, out_dir, max_steps, progress, resume)

@@ -9,8 +9,8 @@ from tqdm import tqdm
 
 from models.classifier import DigitClassifier
 from models.shapes import IMAGE_SIZE
-from trainer.common import adam, epoch_batches, make_scheduler, seeded_generator, steps_per_epoch, to_unit
-from trainer.data import MNIST
+from trainer.common import adam, descend, epoch_batches, make_scheduler, seeded_generator, steps_per_epoch, to_unit
+from trainer.data import Splits
 from trainer.presets import Preset
 from trainer.resume import RunState
 
@@ -40,7 +40,7 @@ def accuracy(model: DigitClassifier, images_u8: torch.Tensor, labels: torch.Tens
     return correct / len(images_u8)
 
 
-def train_classifier(model: DigitClassifier, data: MNIST, preset: Preset, device: torch.device,
+def train_classifier(model: DigitClassifier, data: Splits, preset: Preset, device: torch.device,
                      max_steps: int | None = None, progress: bool = True, run_dir: Path | None = None,
                      resume: bool = False) -> dict:
     """Trains in place. With run_dir, the run's state is saved there after every epoch and resume=True
@@ -62,11 +62,7 @@ def train_classifier(model: DigitClassifier, data: MNIST, preset: Preset, device
         for step, idx in enumerate(bar):
             x = random_shift(to_unit(data.train_images[idx]), preset.augment_shift, g)
             loss = F.cross_entropy(model(x), data.train_labels[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
+            descend(loss, optimizer, scheduler)
             total += loss.detach() * len(idx)
             count += len(idx)
             if step % 100 == 0:

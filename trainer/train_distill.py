@@ -29,7 +29,7 @@ from models.gan import Discriminator, Generator
 from trainer import figures
 from trainer.common import (adam, epoch_batches, last_steps_mean, load_base, milestone_epochs, seeded_generator,
                             to_unit, write_epoch_samples)
-from trainer.data import MNIST
+from trainer.data import Splits
 from trainer.presets import Preset
 from trainer.resume import RunState
 from trainer.train_gan import discriminator_losses, generator_loss
@@ -61,7 +61,7 @@ def to_unit_range(x: torch.Tensor, output: str) -> torch.Tensor:
     return (x + 1) / 2 if output == "tanh" else x
 
 
-def train_distill(student: Generator, teacher: Generator, judge: DigitClassifier | None, data: MNIST,
+def train_distill(student: Generator, teacher: Generator, judge: DigitClassifier | None, data: Splits,
                   preset: Preset, device: torch.device, run_dir: Path, max_steps: int | None = None,
                   progress: bool = True, resume: bool = False, teacher_sha256: str = "") -> tuple[Generator, dict]:
     """Trains `student` in place to copy `teacher`; returns the generator to serve (the EMA copy when

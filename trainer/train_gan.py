@@ -15,7 +15,7 @@ from models.gan import Discriminator, Generator
 from trainer import figures
 from trainer.common import (adam, epoch_batches, last_steps_mean, milestone_epochs, seeded_generator, to_unit,
                             write_epoch_samples)
-from trainer.data import MNIST
+from trainer.data import Splits
 from trainer.presets import Preset
 from trainer.resume import RunState
 
@@ -37,7 +37,7 @@ def generator_loss(preset: Preset, d_gen: torch.Tensor, probabilities: bool) -> 
     return bce(d_gen, torch.ones_like(d_gen))  # non-saturating loss (Goodfellow et al. 2014)
 
 
-def with_class_prior(preset: Preset, data: MNIST) -> Preset:
+def with_class_prior(preset: Preset, data: Splits) -> Preset:
     """A class-conditional generator gets the training labels' class shares (add-one smoothed, so no
     class is impossible on a tiny data set): its samples then come in MNIST's own mix of digits."""
     config = preset.generator
@@ -49,7 +49,7 @@ def with_class_prior(preset: Preset, data: MNIST) -> Preset:
     return dataclasses.replace(preset, generator=dataclasses.replace(config, class_prior=prior))
 
 
-def train_gan(generator: Generator, discriminator: Discriminator, data: MNIST, preset: Preset,
+def train_gan(generator: Generator, discriminator: Discriminator, data: Splits, preset: Preset,
               device: torch.device, run_dir: Path, max_steps: int | None = None,
               progress: bool = True, resume: bool = False) -> tuple[Generator, dict]:
     """Trains in place; returns the generator to serve (the EMA copy when ema_decay > 0).

@@ -8,9 +8,9 @@ from tqdm import tqdm
 
 from models.vae import VAE
 from trainer import figures
-from trainer.common import (adam, epoch_batches, make_scheduler, milestone_epochs, seeded_generator,
+from trainer.common import (adam, descend, epoch_batches, make_scheduler, milestone_epochs, seeded_generator,
                             steps_per_epoch, to_unit)
-from trainer.data import MNIST
+from trainer.data import Splits
 from trainer.presets import Preset
 from trainer.resume import RunState
 
@@ -33,7 +33,7 @@ def evaluate_elbo(model: VAE, images_u8: torch.Tensor, binarize: bool, seed: int
     return total / len(images_u8)
 
 
-def train_vae(model: VAE, data: MNIST, preset: Preset, device: torch.device, run_dir: Path,
+def train_vae(model: VAE, data: Splits, preset: Preset, device: torch.device, run_dir: Path,
               max_steps: int | None = None, progress: bool = True, resume: bool = False) -> dict:
     """Trains in place; the run's state is saved in run_dir after every epoch, and resume=True continues from it."""
     optimizer = adam(model.parameters(), preset.lr, preset.betas)
@@ -63,11 +63,7 @@ def train_vae(model: VAE, data: MNIST, preset: Preset, device: torch.device, run
             kl_weight = min(1.0, (done + 1) / warmup_steps) if warmup_steps else 1.0
             loss = (model.neg_iwae(x, preset.iw_samples, kl_weight) if preset.iw_samples > 1
                     else model.neg_elbo(x, kl_weight)).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
+            descend(loss, optimizer, scheduler)
             total += loss.detach() * len(idx)
             count += len(idx)
             if step % 100 == 0:  # .item() syncs the device: only now and then

@@ -7,7 +7,7 @@ next to it the same learner, recipe and seed trained on n real images (the 60,00
 training file: the train and validation splits together). The gap is real minus synthetic, in points,
 per learner, averaged over the seeds (each seed is both the dataset's seed and the learner's).
 
-The synthetic set is exactly what `GET /dataset?model=<name>&seed=<seed>&n=<n>` serves (models/dataset.py):
+The synthetic set is exactly what `GET /dataset?model=<name>&seed=<seed>&n=<n>` serves (models/synthetic.py):
 for a class-conditional generator, equal shares of each class labelled with the class asked for;
 for a model without classes, labels from the bundled classifier. With verified=True it is what
 `&verified=true` serves. The learners are of different kinds, so that a set is not judged by one
@@ -28,19 +28,19 @@ from pathlib import Path
 
 import torch
 
-from models import dataset as sequence  # the labelled sequence /dataset serves
+from models import synthetic as sequence  # the labelled sequence /dataset serves
 from models.checkpoint import load
 from models.classifier import ClassifierConfig, DigitClassifier
 from models.datasets import DatasetInfo, dataset_named
 from models.devices import resolve_device
-from trainer.data import MNIST, load_dataset
+from trainer.data import Splits, load_dataset
 from trainer.presets import Preset, get_preset
 from trainer.train_classifier import train_classifier
 
 CAS_N = 60_000
 SEEDS = (1, 2)
 CURVE_SIZES = (10_000, 60_000, 240_000, 600_000)
-CURVE_LEARNERS = ("cnn-brief", "mlp")  # the dataset's own recipe at 600,000 items would take ~40 min on 2 cores
+CURVE_LEARNERS = ("cnn-brief", "mlp")  # the cheap learners: the bundled recipe on 600,000 items costs hours on a CPU
 JUDGE = "classifier"  # the learner that stands for the dataset's bundled classifier's recipe
 LEARNERS: dict[str, Preset | None] = {
     JUDGE: None,  # the dataset's bundled classifier's preset (classifier, fashion-classifier)
@@ -64,11 +64,11 @@ def learner_preset(name: str, info: DatasetInfo, seed: int) -> Preset:
     return dataclasses.replace(LEARNERS[name], seed=seed, dataset=info.key)
 
 
-def accuracy_when_trained_on(images_u8: torch.Tensor, labels: torch.Tensor, data: MNIST, *, preset: Preset,
+def accuracy_when_trained_on(images_u8: torch.Tensor, labels: torch.Tensor, data: Splits, *, preset: Preset,
                              device: torch.device, progress: bool = False) -> float:
     """`preset`'s classifier trained on (images uint8 (n, 28, 28), labels (n,)); its accuracy on data's real
     test set."""
-    split = MNIST(train_images=images_u8.to(device), train_labels=labels.long().to(device),
+    split = Splits(train_images=images_u8.to(device), train_labels=labels.long().to(device),
                   val_images=data.val_images.to(device), val_labels=data.val_labels.to(device),
                   test_images=data.test_images.to(device), test_labels=data.test_labels.to(device),
                   checksums=data.checksums, title=data.title)
@@ -77,7 +77,7 @@ def accuracy_when_trained_on(images_u8: torch.Tensor, labels: torch.Tensor, data
     return train_classifier(model, split, preset, device, progress=progress)["test_accuracy"]
 
 
-def real_training_set(data: MNIST, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+def real_training_set(data: Splits, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     images = torch.cat([data.train_images, data.val_images])[:n]
     return images, torch.cat([data.train_labels, data.val_labels])[:n]
 
@@ -135,7 +135,7 @@ def _timed(fn, *args, **kwargs) -> tuple[float, float]:
 
 def run_utility(*, weights_dir: Path, out: Path, models: list[str] | None = None, n: int = CAS_N,
                 seeds: tuple[int, ...] = SEEDS, learners: tuple[str, ...] = tuple(LEARNERS), device: str = "auto",
-                data_dir: Path | None = None, update_cards: bool = True, data: MNIST | None = None,
+                data_dir: Path | None = None, update_cards: bool = True, data: Splits | None = None,
                 progress: bool = True, verified: bool = False, dataset: str = "mnist", fresh_baseline: bool = False,
                 curve_models: tuple[str, ...] = (), curve_sizes: tuple[int, ...] = CURVE_SIZES) -> dict:
     """Utility of each generative model in `weights_dir` (default: all) for each learner and seed, and the
@@ -214,7 +214,7 @@ def run_utility(*, weights_dir: Path, out: Path, models: list[str] | None = None
     return section
 
 
-def _curve(section: dict, data: MNIST, info: DatasetInfo, *, names: list[str], sizes: tuple[int, ...], seed: int,
+def _curve(section: dict, data: Splits, info: DatasetInfo, *, names: list[str], sizes: tuple[int, ...], seed: int,
            weights_dir: Path, classifier, device, train, write) -> None:
     """Accuracy against the number of training items: curve[source][learner][n], source a model or "real"."""
     curve = section["curve"]

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
-from models import dataset
+from models import synthetic
 from service import archives
 from service.caching import NO_STORE, seeded_answer
 from service.deps import InferenceDep, SettingsDep, lookup_model
@@ -51,10 +51,10 @@ async def get_dataset(request: Request, inference: InferenceDep, settings: Setti
     A class-conditional model (vae-exemplar, the default, and gan) gives each class an equal share, labelled
     with the class asked for; a model without classes is labelled by its dataset's classifier (`X-Label-Source`)."""
     if "model" not in query.model_fields_set and inference.registry.get(query.model) is None:
-        query.model = dataset.FALLBACK_MODEL  # a weights folder without the default model
+        query.model = synthetic.FALLBACK_MODEL  # a weights folder without the default model
     served = lookup_model(request, inference.registry, query.model, kinds=GENERATIVE_KINDS, action="make a dataset")
     check_limit(query.n, settings.max_dataset, "n", "MAX_DATASET")
-    conditional = dataset.is_conditional(served.module)
+    conditional = synthetic.is_conditional(served.module)
     if query.digits is not None and not conditional:
         raise ApiError("no_classes", f"model {served.name!r} has no classes, so digits=/labels= cannot choose them; "
                        "leave digits out (labels then come from the classifier) or use a class-conditional model")
@@ -68,7 +68,7 @@ async def get_dataset(request: Request, inference: InferenceDep, settings: Setti
     seed = new_seed() if query.seed is None else query.seed
     digits, n, offset = query.digit_tuple(), query.n, query.offset
     filename = f"digitgen-{served.name}-seed{seed}-{offset}-{offset + n}{'-verified' if verified else ''}.{query.format}"
-    headers = {"X-Seed": str(seed), "X-Model": served.name, "X-Label-Source": dataset.label_source(served.module),
+    headers = {"X-Seed": str(seed), "X-Model": served.name, "X-Label-Source": synthetic.label_source(served.module),
                "X-Class-Shares": "equal" if conditional else "as-drawn",
                "X-Labels-Verified": "true" if verified or not conditional else "false",
                "Content-Disposition": f'attachment; filename="{filename}"'}
@@ -90,7 +90,7 @@ async def get_dataset(request: Request, inference: InferenceDep, settings: Setti
         # one block ahead: the inference thread makes block k + 1 while the event loop packs and sends
         # block k (on 2 cores: 6.6k -> see benchmarks/README.md); at most two blocks exist at a time
         out = archives.writer(query.format, n, offset)
-        parts = dataset.blocks(offset, n)
+        parts = synthetic.blocks(offset, n)
         pending = make(*next(parts))
         finished = False
         try:

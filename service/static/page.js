@@ -339,7 +339,7 @@
   pad.addEventListener("pointercancel", endStroke);
 
   // the drawing as a 28x28 PNG: the ink's square bounding box with a margin, downsampled smoothly
-  // (the service then centres it the way MNIST was made)
+  // (a 28x28 upload is taken as it is: the page does the framing the service does for larger images)
   function drawingBlob() {
     const { data } = ink.getImageData(0, 0, pad.width, pad.height);
     let top = pad.height, left = pad.width, bottom = -1, right = -1;

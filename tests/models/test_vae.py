@@ -191,7 +191,7 @@ def test_digit_sampling_and_datasets_draw_from_the_learned_prior():
     streams a standard-prior model uses as its latents."""
     from torch import nn
 
-    from models.dataset import BLOCK, block_generator, block_latents
+    from models.synthetic import BLOCK, block_generator, block_latents
     from models.sampling import sample_digit
 
     class SureItIsSeven(nn.Module):
@@ -211,11 +211,12 @@ def test_digit_sampling_and_datasets_draw_from_the_learned_prior():
     assert torch.equal(kept, prior_draws(vae, first)[:10]) and images.shape == (10, 1, 28, 28)
 
 
-def exemplar_vae(per_class: int = 3, spread_: float = 0.001) -> VAE:
+def exemplar_vae(per_class: int = 3, spread_: float = 0.001, scale: float = 1.0) -> VAE:
     """An exemplar-prior VAE whose class c's exemplars sit at latent c * 10 (first coordinate) and tiny spread."""
     torch.manual_seed(0)
     n = 10 * per_class
-    vae = VAE(VAEConfig(latent_dim=4, hidden_dims=(16,), prior="exemplar", exemplars=n)).eval()
+    vae = VAE(VAEConfig(latent_dim=4, hidden_dims=(16,), prior="exemplar", exemplars=n,
+                        exemplar_scale=scale)).eval()
     labels = torch.arange(n) % 10
     mu = torch.zeros(n, 4)
     mu[:, 0] = 10.0 * labels
@@ -238,7 +239,7 @@ def test_exemplar_draws_for_a_class_come_from_that_class_only():
 
 
 def test_exemplar_prior_is_class_conditional_everywhere_it_matters(tmp_path):
-    from models.dataset import label_source, make
+    from models.synthetic import label_source, make
     from models.sampling import is_conditional
     vae = exemplar_vae()
     assert is_conditional(vae) and label_source(vae) == "generator"
@@ -260,6 +261,21 @@ def test_exemplar_log_prior_is_the_mean_of_its_components():
     mu, logvar = vae.exemplar_mu.float(), vae.exemplar_logvar.float()
     want = torch.logsumexp(gaussian_log_density(z[:, None], mu[None], logvar[None]), dim=1) - math.log(10)
     assert torch.allclose(vae.log_prior(z), want, atol=1e-4)
+
+
+def test_exemplar_scale_widens_every_posterior_in_draws_and_density():
+    classes = torch.full((4000,), 5)
+    plain = exemplar_vae(spread_=0.01).latents_for_classes(classes, torch.Generator().manual_seed(2))
+    wide = exemplar_vae(spread_=0.01, scale=2.5).latents_for_classes(classes, torch.Generator().manual_seed(2))
+    assert torch.allclose(wide[:, 0] - 50, 2.5 * (plain[:, 0] - 50), atol=1e-5)  # same picks, wider noise
+    assert 0.024 < (wide[:, 2]).std() < 0.026
+    vae = exemplar_vae(per_class=1, spread_=0.5, scale=3.0)
+    z = torch.randn(7, 4)
+    mu, logvar = vae.exemplar_mu.float(), vae.exemplar_logvar.float() + 2 * math.log(3.0)
+    want = torch.logsumexp(gaussian_log_density(z[:, None], mu[None], logvar[None]), dim=1) - math.log(10)
+    assert torch.allclose(vae.log_prior(z), want, atol=1e-4)
+    with pytest.raises(ValueError, match="exemplar_scale > 0"):
+        VAE(VAEConfig(latent_dim=4, prior="exemplar", exemplars=3, exemplar_scale=0.0))
 
 
 def test_exemplars_must_fit_the_prior():

@@ -1,9 +1,9 @@
-"""Verified sequences (models/dataset.py, verified=True): off-class items drawn again from their own
+"""Verified sequences (models/synthetic.py, verified=True): off-class items drawn again from their own
 later rounds until the classifier agrees; everything else exactly as in the plain sequence."""
 import torch
 
 from models import Generator, GeneratorConfig
-from models import dataset
+from models import synthetic as dataset
 
 
 class PixelJudge(torch.nn.Module):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from models import dataset
+from models import synthetic as dataset
 from service.main import create_app
 from tests.conftest import live_server, make_client, make_settings
 

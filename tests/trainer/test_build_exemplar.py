@@ -35,9 +35,25 @@ def test_the_exemplar_vae_keeps_the_networks_and_holds_every_training_digit(tmp_
     assert built.config.prior == "exemplar" and built.config.exemplars == len(images)
     assert torch.allclose(built.module.exemplar_mu.float(), mu, atol=2e-3, rtol=2e-3)  # half precision
     assert torch.equal(built.module.exemplar_labels.long(), labels.long())
+    selection = card["built_from"].pop("exemplar_scale_selection")
     assert card["built_from"] == {"model": "vae", "weights_sha256": base.sha256, "exemplars": len(images)}
+    # the temperature: the candidate whose sets taught the selection learners best on the validation split
+    scales = get_preset("vae-exemplar").exemplar_scales
+    assert list(selection["scales"]) == [str(s) for s in scales] and set(selection["real"]) == {"cnn-brief", "mlp"}
+    best = max(scales, key=lambda s: min(selection["scales"][str(s)][k] - selection["real"][k] for k in ("cnn-brief", "mlp")))
+    assert built.config.exemplar_scale == best == card["recipe"]["vae"]["exemplar_scale"]
     assert json.loads((tmp_path / "weights" / "vae-exemplar.json").read_text())["weights_sha256"] == built.sha256
     assert (tmp_path / "run" / "digits.png").is_file()  # one row per class
+
+
+def test_without_candidates_the_posteriors_are_kept_as_they_are(tmp_path, base_dir):
+    import dataclasses
+    data = synthetic_mnist(n_train=60, n_test=10)
+    preset = dataclasses.replace(get_preset("vae-exemplar"), exemplar_scales=())
+    card = train_preset(preset, data, torch.device("cpu"), tmp_path / "run", weights_dir=tmp_path / "weights",
+                        progress=False, teacher_dir=base_dir)
+    assert "exemplar_scale_selection" not in card["built_from"]
+    assert load(tmp_path / "weights" / "vae-exemplar.safetensors").config.exemplar_scale == 1.0
 
 
 def test_a_missing_or_wrong_base_is_a_clear_error(tmp_path):

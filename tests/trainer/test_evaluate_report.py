@@ -250,6 +250,6 @@ def test_the_ladder_ends_with_the_served_vae_and_judges_it_against_the_one_it_re
     lines = "\n".join(_vae_ladder(metrics, ladder, {}))
     order = [lines.index(f"| {name} |") for name in ("vae-seed", "vae-normal", "vae-vamp")]
     assert order == sorted(order) and lines.index("| **vae** (served) |") > order[-1]
-    assert "| vae: test NLL ≤ 83 nats on all 10,000 test images, k = 5,000 | 82.90 (10,000 images) | yes |" in lines
-    assert "| vae: sample FID ≤ 50 | 45.00 | yes |" in lines
+    assert "| vae test NLL ≤ 83 nats on all 10,000 test images, k = 5,000 | 82.90 (10,000 images) | yes |" in lines
+    assert "| vae sample FID ≤ 50 | 45.00 | yes |" in lines
     assert "| vae: reconstructions as good as vae-normal's (MSE ≤ 0.0081) | 0.0090 | NO |" in lines

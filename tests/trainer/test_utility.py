@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from models import ClassifierConfig, DigitClassifier, Generator, GeneratorConfig, save
-from models import dataset
+from models import synthetic as dataset
 from trainer import utility
 from trainer.data import synthetic_mnist
 
@@ -154,7 +154,8 @@ def _section(real, models, verified=False):
 
 
 def test_the_report_shows_each_learner_with_its_gap_and_the_targets(tmp_path):
-    from trainer.report import _targets, _utility_table
+    from trainer.report import _utility_table
+    from trainer.targets import served
     metrics = {"utility": _section({"classifier": (0.990, 0.992), "mlp": (0.977, 0.979)},
                                    {"gan": ("generator", {"classifier": (0.981, 0.983), "mlp": (0.93, 0.94)}),
                                     "vae-exemplar": ("generator", {"classifier": (0.990, 0.991), "mlp": (0.975, 0.976)}),
@@ -165,7 +166,7 @@ def test_the_report_shows_each_learner_with_its_gap_and_the_targets(tmp_path):
     assert ("| `/dataset?model=gan` | the class asked for | 10 % each (exact) | 98.20 ± 0.10 (gap +0.90) | "
             "93.50 ± 0.50 (gap +4.30) |") in table
     assert "| `/dataset?model=vae` | the bundled classifier | 9.4–15.7 % |" in table
-    targets = {label: (value, met) for label, value, met in _targets(metrics)}
+    targets = {label: (value, met) for label, value, met in served(metrics)}
     assert targets["gan utility (CAS, `/dataset?model=gan`) ≥ 98.0 %"] == ("98.20 %", True)
     label = "vae-exemplar (the default /dataset model): gap to real ≤ 0.5 points for every learner"
     assert targets[label] == ("+0.25 (worst of 2)", True)

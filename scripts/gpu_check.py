@@ -1,7 +1,7 @@
 """GPU check: one command that proves the CUDA path end to end, next to a CPU server, in one run.
 
-    scripts/gpu-check.sh                 # = python -m benchmarks.gpu; about 3-5 minutes on one GPU
-    python -m benchmarks.gpu --dry-run   # the same plumbing on CPU only, in well under a minute
+    scripts/gpu-check.sh                 # = python -m scripts.gpu_check; about 3-5 minutes on one GPU
+    python -m scripts.gpu_check --dry-run   # the same plumbing on CPU only, in well under a minute
 
 1. Starts two servers (benchmarks.common.server): DIGITGEN_DEVICE=cuda and DIGITGEN_DEVICE=cpu.
    Calls every endpoint on both (GET /sample png/npy/json/digit=, /dataset npz and tar, /reconstruct,
@@ -535,7 +535,7 @@ def summary(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m scripts.gpu_check", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dry-run", action="store_true", help="CPU only, tiny durations, trainer --dry-run")
     parser.add_argument("--device", default="cuda", help="the device under test (default cuda)")

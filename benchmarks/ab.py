@@ -1,0 +1,108 @@
+"""Two commits of the service side by side, in one run: is a change neutral for speed?
+
+    apt-get update && apt-get install -y wrk
+    .venv/bin/python -m benchmarks.ab --base <commit> [--rounds 3] [--seconds 10]
+
+The base commit is checked out in a git worktree and both services run from the same virtual
+environment with the same weights (gan and classifier, which every commit can load), alternating
+base and head within each round so that drift of the machine falls on both. Per round and commit:
+single-PNG GET /sample?model=gan (random seed, wrk, 16 connections) and GET /dataset npz of 60,000 gan
+digits (seed 1, one request, images/s). Writes benchmarks/results/ab-<date>.json and prints a table.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from benchmarks.common import ROOT, server, wait_idle, write_result, wrk
+
+WEIGHTS = ("gan", "classifier")
+FLAGS = ["-m", "service", "--no-access-log", "--log-level", "warning"]
+
+
+def git(*args: str) -> str:
+    return subprocess.run(["git", "-C", str(ROOT), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def worktree(commit: str) -> Path:
+    path = Path(tempfile.gettempdir()) / f"digitgen-ab-{commit[:12]}"
+    if not path.exists():
+        git("worktree", "add", "--detach", str(path), commit)
+    return path
+
+
+def served_from(checkout: Path) -> Path:
+    """Where `import service` resolves from in that checkout: the benchmark must run the commit it names."""
+    out = subprocess.run([sys.executable, "-c", "import service; print(service.__file__)"], cwd=checkout,
+                         env={"PYTHONPATH": str(checkout), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    return Path(out).resolve().parent.parent
+
+
+def dataset_rate(base: str, n: int) -> float:
+    started = time.perf_counter()
+    size = 0
+    with httpx.stream("GET", f"{base}/dataset", params={"model": "gan", "n": n, "seed": 1, "format": "npz"},
+                      timeout=300) as response:
+        response.raise_for_status()
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+    assert size > n * 784
+    return n / (time.perf_counter() - started)
+
+
+def measure(checkout: Path, weights: Path, seconds: float, n: int) -> dict:
+    env = {"DIGITGEN_WEIGHTS_DIR": str(weights), "DIGITGEN_DEVICE": "cpu", "PYTHONPATH": str(checkout)}
+    with server(FLAGS, env=env, cwd=checkout) as (base, _, _):
+        wait_idle(base)
+        png = wrk(f"{base}/sample?model=gan", 16, seconds)
+        wait_idle(base)
+        return {"sample_png_req_per_s": png["requests_per_s"], "sample_png_p99_ms": png["p99_ms"],
+                "sample_png_errors": png["non_2xx"] + png["socket_errors"], "dataset_npz_images_per_s": dataset_rate(base, n)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", required=True, help="the commit to compare the working tree's HEAD with")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=10, help="wrk seconds per single-PNG measurement")
+    parser.add_argument("--n", type=int, default=60_000, help="items of the /dataset measurement")
+    args = parser.parse_args()
+    commits = {"base": git("rev-parse", args.base), "head": git("rev-parse", "HEAD")}
+    checkouts = {"base": worktree(commits["base"]), "head": ROOT}
+    for label, checkout in checkouts.items():
+        if served_from(checkout) != checkout.resolve():
+            raise SystemExit(f"{label}: `import service` does not come from {checkout}")
+    weights = Path(tempfile.mkdtemp(prefix="digitgen-ab-weights-"))
+    for name in WEIGHTS:
+        for suffix in (".safetensors", ".json"):
+            shutil.copy(ROOT / "models" / "weights" / f"{name}{suffix}", weights)
+    rounds = []
+    for i in range(args.rounds):
+        order = ["base", "head"] if i % 2 == 0 else ["head", "base"]
+        row = {label: measure(checkouts[label], weights, args.seconds, args.n) for label in order}
+        rounds.append(row)
+        for label in ("base", "head"):
+            r = row[label]
+            print(f"round {i + 1} {label}: {r['sample_png_req_per_s']:8.0f} req/s (p99 {r['sample_png_p99_ms']:.1f} ms)"
+                  f"  /dataset npz {r['dataset_npz_images_per_s']:8.0f} images/s", flush=True)
+    path = write_result("ab", {"commits": commits, "seconds_per_run": args.seconds, "dataset_n": args.n,
+                               "rounds": rounds})
+    print("\n| commit | single PNG /sample?model=gan, req/s per round | /dataset npz gan, images/s per round |")
+    print("|---|---|---|")
+    for label in ("base", "head"):
+        png = " · ".join(f"{r[label]['sample_png_req_per_s']:,.0f}" for r in rounds)
+        npz = " · ".join(f"{r[label]['dataset_npz_images_per_s']:,.0f}" for r in rounds)
+        print(f"| {label} `{commits[label][:7]}` | {png} | {npz} |")
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
