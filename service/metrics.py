@@ -3,6 +3,7 @@ loaded model or "-", status), the process/platform/GC collectors, and the outerm
 them, gives every request an X-Request-ID and writes its access line."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -125,6 +126,11 @@ class MetricsMiddleware:
         in_progress.inc()
         try:
             await self.app(scope, receive, send_wrapper)
+        except asyncio.CancelledError:
+            # only uvicorn cancels a request, when --graceful-timeout runs out at shutdown: one line, not a
+            # traceback from the depths of the stream that was cut
+            logging.getLogger("digitgen").warning("%s %s cut off by the shutdown's graceful timeout",
+                                                  scope["method"], scope["path"])
         finally:
             in_progress.dec()
             elapsed = time.perf_counter() - start

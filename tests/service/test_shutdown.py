@@ -39,3 +39,24 @@ def test_sigterm_drains_in_flight_requests(tiny_weights):
         assert [r.status_code for r in responses] == [200] * 8
         assert all(r.content.startswith(b"\x89PNG") for r in responses)
         assert proc.wait(timeout=30) == 0
+
+
+def test_a_download_cut_by_the_graceful_timeout_is_one_log_line_not_a_traceback(tiny_weights):
+    """A /dataset stream longer than --graceful-timeout is cut at shutdown: exit 0, and the log says so in one
+    warning instead of uvicorn's "Exception in ASGI application" traceback."""
+    env = {"DIGITGEN_WEIGHTS_DIR": str(tiny_weights)}
+    with live_server(env, extra_args=("--graceful-timeout", "1")) as (base, proc):
+        with httpx.stream("GET", f"{base}/dataset", params={"model": "gan", "n": 1_000_000, "seed": 1},
+                          timeout=30) as response:
+            assert response.status_code == 200
+            proc.send_signal(signal.SIGTERM)
+            try:
+                for _ in response.iter_bytes():
+                    pass
+                cut = False
+            except httpx.RemoteProtocolError:  # the chunked body ended before its last chunk
+                cut = True
+        assert proc.wait(timeout=30) == 0
+        log = proc.stderr.read()
+    assert cut
+    assert "cut off by the shutdown's graceful timeout" in log and "Traceback" not in log, log[-3000:]
