@@ -11,7 +11,7 @@ WEIGHTS := models/weights
 HOST    ?= 127.0.0.1
 PORT    ?= 8000
 
-.PHONY: venv serve test train data evaluate train-fashion data-fashion evaluate-fashion report bench clean
+.PHONY: venv serve test train data evaluate train-fashion data-fashion evaluate-fashion report bench image-check clean
 
 $(SERVE_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,12 @@ evaluate-fashion: $(DEV_STAMP)
 
 report: $(DEV_STAMP)
 	$(PY) -m trainer report
+
+# build the Dockerfile with podman (or docker), run the image read-only as uid 10001 and check it
+# (scripts/image_check.py); commit its benchmarks/results/image-<date>.json with any change to the
+# Dockerfile, docker-compose.yml or deploy/ (tests/test_deploy.py checks it is of the files as they are)
+image-check: $(DEV_STAMP)
+	scripts/image-check.sh
 
 # the serving benchmark (benchmarks/serve.py; needs wrk on the PATH): the service against a bare
 # FastAPI ceiling, results in benchmarks/results/
