@@ -17,11 +17,12 @@ EXPOSED_HEADERS = ["X-Seed", "X-Seed-A", "X-Seed-B", "X-Model", "X-Label-Source"
 
 
 def build_stack(api):
-    """Outermost first: metrics (timing, X-Request-ID, the access log), CORS, HEAD as GET, lingering 413,
-    the lean /sample path, FastAPI. In front of FastAPI, so a lean request skips FastAPI's own layers."""
+    """Outermost first: metrics (timing, X-Request-ID, the access log), CORS, the lean /sample path, HEAD as
+    GET, lingering 413, FastAPI. A lean request (a GET that never uploads) skips every layer after its own."""
     settings = api.state.settings
-    app = LeanSample(api, api.state) if settings.fast_path else api
-    app = HeadAsGet(LingerAfter413(app))
+    app = HeadAsGet(LingerAfter413(api))
+    if settings.fast_path:
+        app = LeanSample(app, api.state)
     if settings.cors_origins:
         app = CORSMiddleware(app, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                              allow_headers=["Authorization", "Content-Type", "X-Request-ID"],

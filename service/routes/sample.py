@@ -130,11 +130,14 @@ class LeanSample:
         if scope["method"] != "GET" or not state.ready or state.inference is None:
             return None
         settings = state.settings
-        headers = dict(scope["headers"][::-1])  # the first of a repeated header, as Starlette reads it
-        if settings.api_key is not None and not bearer_matches(headers.get(b"authorization", b"").decode("latin-1"),
+        authorization = b""
+        for name, value in scope["headers"]:
+            if name == b"if-none-match":
+                return None  # conditional requests (a 304, maybe) are the route's
+            if name == b"authorization" and not authorization:  # the first, as Starlette reads it
+                authorization = value
+        if settings.api_key is not None and not bearer_matches(authorization.decode("latin-1"),
                                                                settings.api_key.get_secret_value()):
-            return None
-        if b"if-none-match" in headers:
             return None
         try:
             pairs = parse_qsl(scope["query_string"].decode("ascii"), keep_blank_values=True,
