@@ -7,11 +7,14 @@ The base commit is checked out in a git worktree and both services run from the 
 environment with the same weights (gan and classifier, which every commit can load), alternating
 base and head within each round so that drift of the machine falls on both. Per round and commit:
 single-PNG GET /sample?model=gan (random seed, wrk, 16 connections) and GET /dataset npz of 60,000 gan
-digits (seed 1, one request, images/s). Writes benchmarks/results/ab-<date>.json and prints a table.
+digits (seed 1, one request, images/s); and, without HTTP or batching, the app's own cost of one
+/sample request called in process (best of 5 x 1,000, microseconds). Writes
+benchmarks/results/ab-<date>.json and prints a table.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -58,14 +61,55 @@ def dataset_rate(base: str, n: int) -> float:
     return n / (time.perf_counter() - started)
 
 
+IN_PROCESS = """
+import asyncio, json, logging, sys, time
+logging.disable(logging.INFO)
+from service.config import Settings
+from service.main import create_app
+app = create_app(Settings(weights_dir=sys.argv[1], device="cpu"))
+SCOPE = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+         "path": "/sample", "raw_path": b"/sample", "query_string": b"model=gan", "root_path": "",
+         "headers": [(b"host", b"x"), (b"accept", b"*/*")], "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 2)}
+async def main():
+    startup, started = asyncio.Queue(), asyncio.Queue()
+    await startup.put({"type": "lifespan.startup"})
+    lifespan = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, startup.get,
+                                       started.put))
+    assert (await started.get())["type"] == "lifespan.startup.complete"
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+    async def send(message):
+        pass
+    for _ in range(300):
+        await app(dict(SCOPE), receive, send)
+    best = float("inf")
+    for _ in range(5):
+        began = time.perf_counter()
+        for _ in range(1000):
+            await app(dict(SCOPE), receive, send)
+        best = min(best, (time.perf_counter() - began) / 1000)
+    print(json.dumps(best * 1e6))
+    lifespan.cancel()
+asyncio.run(main())
+"""
+
+
+def in_process_us(checkout: Path, weights: Path) -> float:
+    out = subprocess.run([sys.executable, "-c", IN_PROCESS, str(weights)], cwd=checkout, capture_output=True, text=True,
+                         env={**__import__("os").environ, "PYTHONPATH": str(checkout)}, check=True, timeout=600)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def measure(checkout: Path, weights: Path, seconds: float, n: int) -> dict:
     env = {"DIGITGEN_WEIGHTS_DIR": str(weights), "DIGITGEN_DEVICE": "cpu", "PYTHONPATH": str(checkout)}
     with server(FLAGS, env=env, cwd=checkout) as (base, _, _):
         wait_idle(base)
         png = wrk(f"{base}/sample?model=gan", 16, seconds)
         wait_idle(base)
-        return {"sample_png_req_per_s": png["requests_per_s"], "sample_png_p99_ms": png["p99_ms"],
-                "sample_png_errors": png["non_2xx"] + png["socket_errors"], "dataset_npz_images_per_s": dataset_rate(base, n)}
+        result = {"sample_png_req_per_s": png["requests_per_s"], "sample_png_p99_ms": png["p99_ms"],
+                  "sample_png_errors": png["non_2xx"] + png["socket_errors"],
+                  "dataset_npz_images_per_s": dataset_rate(base, n)}
+    return result | {"sample_in_process_us": in_process_us(checkout, weights)}
 
 
 def main() -> None:
@@ -92,15 +136,18 @@ def main() -> None:
         for label in ("base", "head"):
             r = row[label]
             print(f"round {i + 1} {label}: {r['sample_png_req_per_s']:8.0f} req/s (p99 {r['sample_png_p99_ms']:.1f} ms)"
-                  f"  /dataset npz {r['dataset_npz_images_per_s']:8.0f} images/s", flush=True)
+                  f"  /dataset npz {r['dataset_npz_images_per_s']:8.0f} images/s  in process "
+                  f"{r['sample_in_process_us']:.0f} us", flush=True)
     path = write_result("ab", {"commits": commits, "seconds_per_run": args.seconds, "dataset_n": args.n,
                                "rounds": rounds})
-    print("\n| commit | single PNG /sample?model=gan, req/s per round | /dataset npz gan, images/s per round |")
-    print("|---|---|---|")
+    print("\n| commit | single PNG /sample?model=gan, req/s per round | /dataset npz gan, images/s per round "
+          "| one /sample in process, µs per round |")
+    print("|---|---|---|---|")
     for label in ("base", "head"):
         png = " · ".join(f"{r[label]['sample_png_req_per_s']:,.0f}" for r in rounds)
         npz = " · ".join(f"{r[label]['dataset_npz_images_per_s']:,.0f}" for r in rounds)
-        print(f"| {label} `{commits[label][:7]}` | {png} | {npz} |")
+        us = " · ".join(f"{r[label]['sample_in_process_us']:.0f}" for r in rounds)
+        print(f"| {label} `{commits[label][:7]}` | {png} | {npz} | {us} |")
     print(f"\nwrote {path}")
 
 

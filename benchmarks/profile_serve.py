@@ -28,7 +28,7 @@ CATEGORIES = [
     ("latents from seed", ("latents_for_seed",)),
     ("batcher (queue, cat, row slices, thread hand-off)", ("service/batching.py", "concurrent/futures", "threading.py")),
     ("metrics (prometheus-client)", ("service/metrics.py", "prometheus_client")),
-    ("lean /sample path (query parsing, headers)", ("service/fastpath.py",)),
+    ("lean /sample path (query parsing, headers)", ("service/routes/sample.py",)),
     ("route handler", ("service/routes/", "service/deps.py")),
     ("FastAPI: routing, validation, dependencies", ("fastapi/",)),
     ("Starlette: middleware, responses", ("starlette/",)),

@@ -22,7 +22,7 @@ SCALE_HELP = "nearest-neighbour enlargement of every image (limit DIGITGEN_MAX_S
 
 
 class SampleQuery(BaseModel):
-    """GET /sample's parameters: one model for the FastAPI route and the lean path (service/fastpath.py),
+    """GET /sample's parameters: one model for the FastAPI route and its lean path (LeanSample),
     so both read a query string the same way."""
     model: ModelName = Field("gan", description="a generative model from /models",
                        examples=["gan"])

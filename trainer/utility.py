@@ -34,7 +34,7 @@ from models.classifier import ClassifierConfig, DigitClassifier
 from models.datasets import DatasetInfo, dataset_named
 from models.devices import resolve_device
 from trainer.data import Splits, load_dataset
-from trainer.presets import Preset, get_preset
+from trainer.presets import Preset, get_preset, with_defaults
 from trainer.train_classifier import train_classifier
 
 CAS_N = 60_000
@@ -112,10 +112,12 @@ def _settings(info: DatasetInfo, n: int, device: str) -> dict:
 
 def _kept(section: dict, settings: dict) -> dict:
     """The rows of an earlier section still valid under `settings`: none if the dataset, n or device
-    differ; otherwise all but those of learners whose recipe changed."""
+    differ; otherwise all but those of learners whose recipe changed (a field added to Preset since, at
+    its default, is no change)."""
     if any(section.get(key) != settings[key] for key in ("dataset", "n", "device")):
         return {}
-    changed = {name for name, recipe in settings["recipes"].items() if section.get("recipes", {}).get(name) != recipe}
+    recorded = {name: json.loads(json.dumps(with_defaults(recipe))) for name, recipe in section.get("recipes", {}).items()}
+    changed = {name for name, recipe in settings["recipes"].items() if recorded.get(name) != recipe}
     for rows in [section.get("real", {}), *[row.get("learners", {}) for row in section.get("models", {}).values()],
                  *section.get("curve", {}).get("rows", {}).values()]:
         for name in changed & set(rows):

@@ -111,6 +111,12 @@ def test_a_run_of_some_learners_or_seeds_keeps_the_rest(tmp_path, monkeypatch):
     assert set(again["real"]) == set(utility.LEARNERS) and again["seeds"] == [1, 2]
     assert again["gaps"]["gan"]["mlp"]["mean"] == pytest.approx(0.515)  # both seeds
     assert again["gaps"]["gan"]["classifier"]["mean"] == pytest.approx(0.51)  # the one it has
+    document = json.loads(out.read_text())  # recorded before a field was added to the recipes (at its default)
+    for recipe in document["utility"]["recipes"].values():
+        del recipe["exemplar_scales"]
+    out.write_text(json.dumps(document))
+    utility.run_utility(**common, seeds=(1, 2), learners=("mlp",))
+    assert len(calls) == 8  # still the same recipes: nothing new to measure
     utility.run_utility(**common, seeds=(1,), fresh_baseline=True)
     assert len(calls) == 11  # the real rows again (3 learners), nothing else
     utility.run_utility(**{**common, "n": 200}, seeds=(1,))
