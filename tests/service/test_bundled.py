@@ -40,7 +40,9 @@ def test_the_default_dataset_is_labelled_by_class_and_the_bundled_classifier_agr
     images = torch.from_numpy(data["images"]).float().div(255).unsqueeze(1)
     with torch.no_grad():
         agree = (classifier(images).argmax(1).numpy() == data["labels"]).mean()
-    assert agree > 0.97
+    # as often as evaluate measured on 10,000 of them (the card's class_agreement), within sampling noise
+    measured = load(BUNDLED / "vae-exemplar.safetensors").card["metrics"]["class_agreement"]
+    assert agree > measured - 0.03 and measured > 0.9
     conditional = {m["name"] for m in bundled_client.get("/models").json()["models"] if m["conditional"]}
     assert {"vae-exemplar", "gan", "gan-wide"} <= conditional and "vae" not in conditional
 
