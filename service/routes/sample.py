@@ -130,13 +130,13 @@ class LeanSample:
         if scope["method"] != "GET" or not state.ready or state.inference is None:
             return None
         settings = state.settings
-        authorization = b""
+        authorization = None
         for name, value in scope["headers"]:
             if name == b"if-none-match":
                 return None  # conditional requests (a 304, maybe) are the route's
-            if name == b"authorization" and not authorization:  # the first, as Starlette reads it
+            if name == b"authorization" and authorization is None:  # the first, as Starlette reads it
                 authorization = value
-        if settings.api_key is not None and not bearer_matches(authorization.decode("latin-1"),
+        if settings.api_key is not None and not bearer_matches((authorization or b"").decode("latin-1"),
                                                                settings.api_key.get_secret_value()):
             return None
         try:
