@@ -73,20 +73,21 @@ class NpzWriter:
         return self._sink.take()
 
 
-def _ustar_headers(names: list[bytes], size: int) -> np.ndarray:
-    """(k, 512) uint8: tarfile's USTAR header for each name (all of one length) and a file of `size` bytes,
-    mode 0644, no owner, time stamp 0: the template tarfile writes, with each name put in and its
-    checksum (POSIX ustar: the header's byte sum with the checksum field as spaces) computed again."""
-    info = tarfile.TarInfo(names[0].decode())
+def _write_ustar_headers(into: np.ndarray, names: np.ndarray, size: int) -> None:
+    """Fill `into` (k, 512) with tarfile's USTAR header for each name (rows of `names`, uint8 (k, L)) and a
+    file of `size` bytes, mode 0644, no owner, time stamp 0: the template tarfile writes, each name put in,
+    and its checksum (POSIX ustar: the header's byte sum with the checksum field as spaces) computed again,
+    from the template's sum and the names' bytes."""
+    info = tarfile.TarInfo(names[0].tobytes().decode())
     info.size, info.mode = size, 0o644
     template = np.frombuffer(info.tobuf(tarfile.USTAR_FORMAT), dtype=np.uint8).copy()
     template[148:156] = ord(" ")
-    headers = np.repeat(template[None], len(names), axis=0)
-    headers[:, :len(names[0])] = np.frombuffer(b"".join(names), dtype=np.uint8).reshape(len(names), -1)
-    total = headers.sum(axis=1, dtype=np.int64)
-    headers[:, 148:154] = ((total[:, None] >> (3 * np.arange(5, -1, -1))) & 7) + ord("0")  # "%06o\0 "
-    headers[:, 154], headers[:, 155] = 0, ord(" ")
-    return headers
+    length = names.shape[1]
+    into[:] = template
+    into[:, :length] = names
+    total = int(template[length:].sum()) + names.sum(axis=1, dtype=np.int64)
+    into[:, 148:154] = ((total[:, None] >> (3 * np.arange(5, -1, -1))) & 7) + ord("0")  # "%06o\0 "
+    into[:, 154], into[:, 155] = 0, ord(" ")
 
 
 def _padded(size: int) -> int:
@@ -105,14 +106,15 @@ class TarWriter:
     def _items(self, images_u8: torch.Tensor, labels_u8: torch.Tensor, first: int) -> bytes:
         """The members of consecutive items whose keys have one length."""
         k = len(labels_u8)
-        names = [b"%06d" % i for i in range(first, first + k)]
+        keys = np.frombuffer(b"".join(b"%06d" % i for i in range(first, first + k)), dtype=np.uint8).reshape(k, -1)
         pngs = imaging.encode_small_pngs(images_u8)
         png_size, cls_size = pngs.shape[1], 1  # a label 0-9 is one decimal digit
         layout = np.cumsum([0, tarfile.BLOCKSIZE, _padded(png_size), tarfile.BLOCKSIZE, _padded(cls_size)])
         out = np.zeros((k, layout[-1]), dtype=np.uint8)
-        out[:, layout[0]:layout[1]] = _ustar_headers([n + b".png" for n in names], png_size)
+        for start, suffix, size in ((layout[0], b".png", png_size), (layout[2], b".cls", cls_size)):
+            names = np.hstack([keys, np.broadcast_to(np.frombuffer(suffix, dtype=np.uint8), (k, len(suffix)))])
+            _write_ustar_headers(out[:, start:start + tarfile.BLOCKSIZE], names, size)
         out[:, layout[1]:layout[1] + png_size] = pngs
-        out[:, layout[2]:layout[3]] = _ustar_headers([n + b".cls" for n in names], cls_size)
         out[:, layout[3]] = labels_u8.numpy() + ord("0")
         return out.tobytes()
 
