@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -96,7 +97,7 @@ asyncio.run(main())
 
 def in_process_us(checkout: Path, weights: Path) -> float:
     out = subprocess.run([sys.executable, "-c", IN_PROCESS, str(weights)], cwd=checkout, capture_output=True, text=True,
-                         env={**__import__("os").environ, "PYTHONPATH": str(checkout)}, check=True, timeout=600)
+                         env={**os.environ, "PYTHONPATH": str(checkout)}, check=True, timeout=600)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

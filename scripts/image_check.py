@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -28,11 +28,13 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import numpy as np
 
 from benchmarks.common import free_port, machine, write_result
+from digitgen_client._common import parse_npz
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = "localhost/digitgen:image-check"
@@ -82,7 +84,6 @@ class Engine:
             # crun fails on hosts with cgroups in hybrid mode: runc, for podman and podman-compose alike
             runtime = '[engine]\nruntime = "runc"\n' if shutil.which("runc") else ""
             conf.write_text("[containers]\ndefault_ulimits = []\n" + runtime)
-            import os
             self.env = {**os.environ, "CONTAINERS_CONF": str(conf)}
 
     def __call__(self, *args: str, check: bool = True, timeout: float = 1800) -> subprocess.CompletedProcess:
@@ -167,25 +168,17 @@ def wait_ready(base: str, deadline_s: float = 180) -> float:
     raise Failed(f"/readyz not 200 within {deadline_s} s")
 
 
-def npz_arrays(body: bytes) -> tuple[np.ndarray, np.ndarray]:
-    with np.load(io.BytesIO(body)) as data:
-        images, labels = data["images"], data["labels"]
-    if images.shape[1:] != (28, 28) or len(labels) != len(images):
-        raise Failed(f"/dataset npz has images {images.shape} and labels {labels.shape}")
-    return images, labels
-
-
-def npz_items(body: bytes) -> int:
-    return len(npz_arrays(body)[1])
-
-
 def checks(engine: Engine, base: str, compared: dict[str, bytes]) -> dict:
     results: dict = {}
     for path, want in compared.items():
         got = httpx.get(base + path, timeout=60).content
         if "format=" not in path and path.startswith("/dataset"):
             # npz: the arrays; zipfile's zip64 headers differ between Python 3.11 patch releases
-            same = all(np.array_equal(a, b) for a, b in zip(npz_arrays(got), npz_arrays(want)))
+            n = int(parse_qs(urlsplit(path).query)["n"][0])
+            try:
+                same = all(np.array_equal(a, b) for a, b in zip(parse_npz(got, n), parse_npz(want, n)))
+            except httpx.DecodingError as exc:
+                raise Failed(f"{path}: {exc}") from None
         else:
             same = got == want
         if not same:
@@ -237,7 +230,7 @@ def drain_on_sigterm(engine: Engine, base: str, n: int) -> dict:
             headers_in.set()
             for chunk in r.iter_bytes():
                 body += chunk
-        outcome["items"] = npz_items(bytes(body))
+        outcome["items"] = len(parse_npz(bytes(body), n)[1])  # raises unless all n arrived
 
     worker = threading.Thread(target=download)
     worker.start()
