@@ -59,6 +59,13 @@ def build_exemplar_vae(base: VAE, images: torch.Tensor, labels: torch.Tensor, sc
     return model.eval()
 
 
+def at_scale(model: VAE, scale: float) -> VAE:
+    """The same exemplar VAE (networks and exemplars) drawing at another temperature."""
+    rescaled = VAE(dataclasses.replace(model.config, exemplar_scale=float(scale))).to(next(model.parameters()).device)
+    rescaled.load_state_dict(model.state_dict())
+    return rescaled.eval()
+
+
 def training_file(data: Splits) -> tuple[torch.Tensor, torch.Tensor]:
     """The dataset's whole training file: the train and validation splits' images and labels."""
     return torch.cat([data.train_images, data.val_images]), torch.cat([data.train_labels, data.val_labels])
@@ -85,9 +92,9 @@ def select_scale(base: VAE, data: Splits, preset: Preset, device: torch.device,
     table: dict = {"learners": list(SELECTION_LEARNERS), "seed": SELECTION_SEED,
                    "real": scores(data.train_images, data.train_labels), "scales": {}}
     n = len(data.train_images)
+    held_out_prior = build_exemplar_vae(base, data.train_images, data.train_labels)  # encoded once for every scale
     for scale in preset.exemplar_scales:
-        model = build_exemplar_vae(base, data.train_images, data.train_labels, scale)
-        images, labels = sequence.make(model, n, SELECTION_SEED, device=device)
+        images, labels = sequence.make(at_scale(held_out_prior, scale), n, SELECTION_SEED, device=device)
         table["scales"][str(scale)] = scores(images.reshape(n, 28, 28), labels)
         if progress:
             print(f"exemplar_scale {scale}: " + ", ".join(f"{k} {100 * v:.2f} %" for k, v in

@@ -67,3 +67,14 @@ def test_a_missing_or_wrong_base_is_a_clear_error(tmp_path):
     with pytest.raises(ExemplarError, match="not a VAE"):
         train_preset(get_preset("vae-exemplar"), data, torch.device("cpu"), tmp_path / "run", progress=False,
                      teacher_dir=tmp_path)
+
+
+def test_a_temperature_changed_afterwards_draws_what_building_at_it_draws(base_dir):
+    from models import synthetic
+    from trainer.build_exemplar import at_scale, build_exemplar_vae
+    base = load(base_dir / "vae.safetensors").module
+    data = synthetic_mnist(n_train=60, n_test=10)
+    built = build_exemplar_vae(base, data.train_images, data.train_labels, 2.0)
+    rescaled = at_scale(build_exemplar_vae(base, data.train_images, data.train_labels), 2.0)
+    assert rescaled.config.exemplar_scale == 2.0
+    assert torch.equal(synthetic.make(rescaled, 50, 3)[0], synthetic.make(built, 50, 3)[0])
