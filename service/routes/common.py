@@ -74,8 +74,11 @@ def encoder(format: str, nrow: int = 8, scale: int = 1) -> tuple[Callable[[torch
     return imaging.encode_npy, NPY_MEDIA_TYPE
 
 
-def png_response(images_u8: torch.Tensor, nrow: int, scale: int, headers: dict[str, str]) -> Response:
-    return Response(imaging.images_png(images_u8, nrow=nrow, scale=scale), media_type="image/png", headers=headers)
+def encoded_response(images_u8: torch.Tensor, format: str, headers: dict[str, str], nrow: int = 8,
+                     scale: int = 1) -> Response:
+    """uint8 images as a png (one image or a grid) or npy answer."""
+    finish, media_type = encoder(format, nrow, scale)
+    return Response(finish(images_u8), media_type=media_type, headers=headers)
 
 
 def samples_json(images_u8: torch.Tensor, latents: torch.Tensor, verdict: Classified | None,

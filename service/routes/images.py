@@ -10,7 +10,7 @@ from models.sampling import latents_for_seed, to_uint8
 from service.deps import InferenceDep, SettingsDep, lookup_model
 from service.errors import responses
 from service.openapi import model_kinds
-from service.routes.common import BINARY, MODEL_HEADER, check_output_size, new_seed, png_response
+from service.routes.common import BINARY, MODEL_HEADER, check_output_size, encoded_response, new_seed
 from service.schemas import SCALE_HELP, EncodeResponse, ModelName, Seed
 from service.uploads import IMAGE_BODY, uploaded_images
 
@@ -46,8 +46,8 @@ async def reconstruct(
     output = await inference.reconstruct(served, images)
     headers = {"X-Model": served.name}
     if side_by_side:
-        return png_response(torch.cat([to_uint8(images), output]), 2, scale, headers)
-    return png_response(output, 1, scale, headers)
+        return encoded_response(torch.cat([to_uint8(images), output]), "png", headers, 2, scale)
+    return encoded_response(output, "png", headers, 1, scale)
 
 
 @router.post(

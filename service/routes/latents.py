@@ -17,7 +17,7 @@ from service.inference import Inference
 from service.openapi import model_kinds
 from service.registry import GENERATIVE_KINDS, ServedModel
 from service.routes.common import (BINARY, CACHE_HEADERS, MODEL_HEADER, NOT_MODIFIED, NPY_MEDIA_TYPE, check_limit,
-                                   check_output_size, encoder, header, new_seed, png_response, samples_json)
+                                   check_output_size, encoder, header, new_seed, encoded_response, samples_json)
 from service.schemas import (LATENT_LIMIT, SCALE_HELP, DecodeRequest, InterpolateRequest, InterpolateResponse,
                              ModelName, SampleResponse, Seed)
 from service.uploads import media_type, read_body, uploaded_images
@@ -74,7 +74,7 @@ async def interpolation_response(inference: Inference, served: ServedModel, z_a:
     path = inference.interpolate_latents(z_a, z_b, steps, method)
     images = await inference.generate(served, path)
     if format == "png":
-        return png_response(images, steps, scale, headers)
+        return encoded_response(images, "png", headers, steps, scale)
     return JSONResponse(InterpolateResponse(
         model=served.name, method=method, steps=steps, latents=path.tolist(),
         images_png_base64=[imaging.png_base64(images[i], scale) for i in range(steps)]).model_dump(), headers=headers)

@@ -21,7 +21,7 @@ from service.metrics import MODEL_KEY
 from service.openapi import model_kinds
 from service.registry import GENERATIVE_KINDS
 from service.routes.common import (BINARY, CACHE_HEADERS, MODEL_HEADER, NOT_MODIFIED, NPY_MEDIA_TYPE, SEED_HEADER,
-                                   check_sample, encoder, new_seed, samples_json)
+                                   check_sample, encoded_response, encoder, new_seed, samples_json)
 from service.schemas import SampleQuery, SampleResponse
 
 log = logging.getLogger("digitgen")
@@ -90,8 +90,7 @@ async def sample(request: Request, inference: InferenceDep, settings: SettingsDe
         except DigitNotFound as exc:
             raise ApiError("digit_not_found", str(exc)) from None
     if query.format != "json":
-        finish, media_type = encoder(query.format, query.nrow, query.scale)
-        return Response(finish(images), media_type=media_type, headers=headers)
+        return encoded_response(images, query.format, headers, query.nrow, query.scale)
     verdict = await inference.run(inference.classify, judge, images) if judge else None
     body = {"model": served.name, "seed": seed, "n": query.n, "latent_dim": served.latent_dim,
             "requested_digit": query.digit, "samples": samples_json(images, latents, verdict, query.scale)}
