@@ -5,16 +5,18 @@ import math
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Literal, get_args
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.devices import device_syntax
 from models.paths import BUNDLED_WEIGHTS
 
-LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
-LOG_FORMATS = ("text", "json")
-
+# case and surrounding spaces do not matter in these settings
+_folded = BeforeValidator(lambda value: value.strip().lower() if isinstance(value, str) else value)
+LogLevel = Annotated[Literal["critical", "error", "warning", "info", "debug"], _folded]
+LOG_LEVELS = get_args(get_args(LogLevel)[0])
 
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 
@@ -67,8 +69,9 @@ class Settings(BaseSettings):
     # off: every /sample through the FastAPI route (same bytes, slower; for comparison and debugging)
     fast_path: bool = Field(True, description="lean path for GET /sample png/npy (same responses)")
     torch_threads: int = Field(0, ge=0, le=256, description="intra-op threads of the inference thread; 0 = one per CPU core")
-    log_level: str = Field("info", description="critical | error | warning | info | debug; --log-level overrides")
-    log_format: str = Field("text", description="text | json (one JSON object per line)")
+    log_level: LogLevel = Field("info", description="critical | error | warning | info | debug; --log-level overrides")
+    log_format: Annotated[Literal["text", "json"], _folded] = Field("text", description="text | json (one JSON "
+                                                                    "object per line)")
     # /metrics is public like the probes unless this is set (and DIGITGEN_API_KEY is)
     metrics_require_key: bool = Field(False, description="when true and api_key is set, /metrics needs the key")
 
@@ -76,22 +79,6 @@ class Settings(BaseSettings):
     @classmethod
     def _device_syntax(cls, value: str) -> str:
         return device_syntax(value)
-
-    @field_validator("log_level")
-    @classmethod
-    def _known_level(cls, value: str) -> str:
-        value = value.strip().lower()
-        if value not in LOG_LEVELS:
-            raise ValueError("must be " + ", ".join(LOG_LEVELS[:-1]) + " or " + LOG_LEVELS[-1])
-        return value
-
-    @field_validator("log_format")
-    @classmethod
-    def _known_format(cls, value: str) -> str:
-        value = value.strip().lower()
-        if value not in LOG_FORMATS:
-            raise ValueError("must be text or json")
-        return value
 
     @field_validator("api_key")
     @classmethod

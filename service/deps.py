@@ -30,10 +30,6 @@ async def get_inference(request: Request) -> Inference:
     return inference
 
 
-async def get_registry(inference: Annotated[Inference, Depends(get_inference)]) -> Registry:
-    return inference.registry
-
-
 def bearer_matches(authorization: str, key: str) -> bool:
     """`Authorization: Bearer <key>`, compared in constant time."""
     scheme, _, token = authorization.partition(" ")
@@ -54,7 +50,6 @@ async def require_api_key(request: Request,
 
 SettingsDep = Annotated[Settings, Depends(request_settings)]
 InferenceDep = Annotated[Inference, Depends(get_inference)]
-RegistryDep = Annotated[Registry, Depends(get_registry)]
 
 
 def lookup_model(request: Request, registry: Registry, name: str, *, kinds: tuple[str, ...] | None = None,

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import torch
 
 from models import synthetic
-from models.latent import interpolate
 from models.sampling import classify_u8, generate_u8, sample_digit, to_uint8
 from service.batching import Batcher, Finish
 from service.config import Settings
@@ -33,12 +31,6 @@ def inline_rows(model: ServedModel, budget_ms: float) -> int:
     if model.device.type != "cpu" or not model.seconds_per_row or budget_ms <= 0:
         return 0
     return int(budget_ms / 1000 / model.seconds_per_row)
-
-
-@dataclass
-class Classified:
-    digits: torch.Tensor  # (n,) int64
-    confidence: torch.Tensor  # (n,) float32
 
 
 class Inference:
@@ -87,8 +79,9 @@ class Inference:
                            chunk=_chunk(model))
 
     @staticmethod
-    def classify(judge: ServedModel, images_u8: torch.Tensor) -> Classified:
-        return Classified(*classify_u8(judge.module, images_u8, device=judge.device))
+    def classify(judge: ServedModel, images_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(digits, confidence), each (n,)."""
+        return classify_u8(judge.module, images_u8, device=judge.device)
 
     def min_confidence(self, model: ServedModel) -> float:
         """What a digit=/label= sample of this model needs: the setting, else its dataset's default."""
@@ -136,9 +129,6 @@ class Inference:
                                       verified=verified)
         self.metrics.images.labels(model.name).inc(hi - lo)
         return images, labels
-
-    def interpolate_latents(self, z_a: torch.Tensor, z_b: torch.Tensor, steps: int, method: str) -> torch.Tensor:
-        return interpolate(z_a.double(), z_b.double(), steps, method).float()
 
     async def generate(self, model: ServedModel, latents: torch.Tensor, finish: Finish | None = None):
         """Batched: (n, D) latents -> uint8 (n, 1, 28, 28), or what `finish` (e.g. an encoder, run

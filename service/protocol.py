@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from http import HTTPStatus
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -19,9 +20,8 @@ def refusal(code: str, detail: str) -> bytes:
     """A complete HTTP/1.1 error response in the service's error shape that closes the connection."""
     status, _ = CODES[code]
     body = json.dumps(error_body(code, detail), separators=(",", ":")).encode()  # as JSONResponse writes it
-    reason = {408: "Request Timeout", 431: "Request Header Fields Too Large", 503: "Service Unavailable"}[status]
-    return (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
-            f"connection: close\r\n\r\n").encode() + body
+    return (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode() + body
 
 
 class _Refused(Exception):

@@ -60,9 +60,6 @@ class Registry:
             return named
         return next((m for m in self.models.values() if m.kind == "classifier" and m.dataset == model.dataset), None)
 
-    def generative_names(self) -> list[str]:
-        return [name for name, m in self.models.items() if m.is_generative]
-
 
 def _served(ckpt: LoadedCheckpoint, device: torch.device) -> ServedModel:
     module = ckpt.module
@@ -129,6 +126,6 @@ def load_registry(weights_dir: Path, device_spec: str) -> Registry:
         log.info("loaded %s (%s, %d parameters, sha256 %s…) on %s%s", model.name, model.kind,
                  model.parameters, model.sha256[:12], device,
                  f", {1e6 * model.seconds_per_row:.0f} us per image" if model.seconds_per_row else "")
-    if not registry.generative_names():
+    if not any(m.is_generative for m in registry.models.values()):
         raise RegistryError(f"{weights_dir} holds no generative model (vae or generator)")
     return registry

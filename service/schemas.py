@@ -19,13 +19,18 @@ Seed = Annotated[int, Ge(0), Le(MAX_SEED)]
 # the configuration (DIGITGEN_MAX_*) are filled into /openapi.json from the settings (service/openapi.py).
 SEED_HELP = "same model, seed and parameters: same bytes, on any machine; omitted: a random seed (in X-Seed)"
 SCALE_HELP = "nearest-neighbour enlargement of every image (limit DIGITGEN_MAX_SCALE)"
+GENERATIVE_HELP = "a generative model from /models"
+STEPS_HELP = "images from start to end, both included (limit DIGITGEN_MAX_STEPS)"
+METHOD_HELP = "slerp keeps a Gaussian latent's typical norm"
+STRIP_HELP = "png strip or json"
+Method = Literal["slerp", "lerp"]
+StripFormat = Literal["png", "json"]
 
 
 class SampleQuery(BaseModel):
     """GET /sample's parameters: one model for the FastAPI route and its lean path (LeanSample),
     so both read a query string the same way."""
-    model: ModelName = Field("gan", description="a generative model from /models",
-                       examples=["gan"])
+    model: ModelName = Field("gan", description=GENERATIVE_HELP, examples=["gan"])
     n: int = Field(1, ge=1, description="number of images (limit DIGITGEN_MAX_SAMPLES); n > 1 gives a grid PNG",
                    examples=[16])
     seed: Seed | None = Field(None, description=SEED_HELP, examples=[42])
@@ -56,7 +61,7 @@ MAX_OFFSET = 10**12  # /dataset items are indexed from 0 up to here
 
 class DatasetQuery(BaseModel):
     """GET /dataset's parameters."""
-    model: ModelName = Field(DEFAULT_DATASET_MODEL, description="a generative model from /models (default: the one "
+    model: ModelName = Field(DEFAULT_DATASET_MODEL, description=GENERATIVE_HELP + " (default: the one "
                              "whose sets teach a classifier most like real data; gan where it is not loaded)",
                              examples=[DEFAULT_DATASET_MODEL])
     n: int = Field(1000, ge=1, description="number of labelled images (limit DIGITGEN_MAX_DATASET)",
@@ -136,8 +141,7 @@ JsonFloat = Annotated[float, BeforeValidator(_json_number)]
 
 
 class DecodeRequest(BaseModel):
-    model: ModelName = Field("gan", description="a generative model from /models",
-                       examples=["gan"])
+    model: ModelName = Field("gan", description=GENERATIVE_HELP, examples=["gan"])
     latents: list[list[JsonFloat]] = Field(min_length=1, description="one latent vector (latent_dim values, each "
                                        "finite and within ±1000) per image (limit DIGITGEN_MAX_LATENTS)",
                                        examples=[[[0.0] * 16]])
@@ -147,13 +151,12 @@ class DecodeRequest(BaseModel):
 
 
 class InterpolateRequest(BaseModel):
-    model: ModelName = Field("gan", description="a generative model from /models",
-                       examples=["gan"])
+    model: ModelName = Field("gan", description=GENERATIVE_HELP, examples=["gan"])
     latents: list[list[JsonFloat]] = Field(min_length=2, max_length=2, description="the two end points",
                                        examples=[[[-1.0] * 16, [1.0] * 16]])
-    steps: JsonInt = Field(10, ge=2, description="images from start to end, both included (limit DIGITGEN_MAX_STEPS)")
-    method: Literal["slerp", "lerp"] = Field("slerp", description="slerp keeps a Gaussian latent's typical norm")
-    format: Literal["png", "json"] = Field("png", description="png strip or json")
+    steps: JsonInt = Field(10, ge=2, description=STEPS_HELP)
+    method: Method = Field("slerp", description=METHOD_HELP)
+    format: StripFormat = Field("png", description=STRIP_HELP)
     scale: JsonInt = Field(1, ge=1, description=SCALE_HELP)
 
 

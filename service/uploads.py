@@ -13,19 +13,17 @@ from service.errors import ApiError
 
 RAW_IMAGE_TYPES = {"image/png", "image/jpeg", "image/jpg", "image/gif", "image/webp", "image/bmp", "image/tiff"}
 
-# OpenAPI description of an image upload, shared by /reconstruct and /encode
-IMAGE_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {"schema": {"type": "object", "required": ["image"],
-                                               "properties": {"image": {"type": "string", "format": "binary"}}},
-                                    "encoding": {"image": {"contentType": "image/png, image/jpeg"}}},
-            "image/png": {"schema": {"type": "string", "format": "binary"}},
-            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
-        },
-    }
-}
+
+def upload_body(*fields: str, alternatives: dict | None = None) -> dict:
+    """openapi_extra declaring an upload: multipart image `fields`, else (one field) a raw PNG or JPEG body,
+    or the `alternatives` (media type -> content)."""
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    content = {**(alternatives or {}), "multipart/form-data": {
+        "schema": {"type": "object", "required": list(fields), "properties": {f: binary["schema"] for f in fields}},
+        "encoding": {f: {"contentType": "image/png, image/jpeg"} for f in fields}}}
+    if len(fields) == 1:
+        content.update({"image/png": binary, "image/jpeg": binary})
+    return {"requestBody": {"required": True, "content": content}}
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -8,13 +8,12 @@ from collections.abc import Callable
 from functools import partial
 
 import torch
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from models.shapes import IMAGE_SIZE
 from service import imaging
 from service.config import Settings
 from service.errors import ApiError
-from service.inference import Classified
 from service.schemas import SampleQuery
 
 NPY_MEDIA_TYPE = "application/x-npy"
@@ -81,16 +80,14 @@ def encoded_response(images_u8: torch.Tensor, format: str, headers: dict[str, st
     return Response(finish(images_u8), media_type=media_type, headers=headers)
 
 
-def samples_json(images_u8: torch.Tensor, latents: torch.Tensor, verdict: Classified | None,
-                 scale: int) -> list[dict]:
-    items = []
-    for i in range(images_u8.shape[0]):
-        items.append({
-            "png_base64": imaging.png_base64(images_u8[i], scale),
-            "latent": latents[i].tolist(),
-            "digit": int(verdict.digits[i]) if verdict is not None else None,
-            "confidence": round(float(verdict.confidence[i]), 6) if verdict is not None else None,
-        })
-    return items
-
-
+async def samples_answer(inference, served, images_u8: torch.Tensor, latents: torch.Tensor, headers: dict[str, str],
+                         *, seed: int = 0, digit: int | None = None, scale: int = 1) -> JSONResponse:
+    """A SampleResponse: each image as a base64 PNG, with its latent and its classifier's verdict (if one is loaded)."""
+    judge = inference.registry.judge(served)
+    digits, confidence = await inference.run(inference.classify, judge, images_u8) if judge else (None, None)
+    samples = [{"png_base64": imaging.png_base64(images_u8[i], scale), "latent": latents[i].tolist(),
+                "digit": int(digits[i]) if judge else None,
+                "confidence": round(float(confidence[i]), 6) if judge else None}
+               for i in range(images_u8.shape[0])]
+    return JSONResponse({"model": served.name, "seed": seed, "n": len(samples), "latent_dim": served.latent_dim,
+                         "requested_digit": digit, "samples": samples}, headers=headers)

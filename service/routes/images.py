@@ -12,11 +12,12 @@ from service.errors import responses
 from service.openapi import model_kinds
 from service.routes.common import BINARY, MODEL_HEADER, check_output_size, encoded_response, new_seed
 from service.schemas import SCALE_HELP, EncodeResponse, ModelName, Seed
-from service.uploads import IMAGE_BODY, uploaded_images
+from service.uploads import upload_body, uploaded_images
 
 router = APIRouter(tags=["vae"])
 VaeName = Annotated[ModelName, Query(description="a VAE from /models", examples=["vae"])]
 Invert = Annotated[bool, Query(description="true for dark ink on a light background (scans, drawings)")]
+IMAGE_BODY = upload_body("image")
 UPLOAD_ERRORS = ("malformed_body", "invalid_image", "payload_too_large", "unsupported_media_type",
                  "invalid_parameters", "model_not_found", "wrong_model_kind", "not_ready")
 

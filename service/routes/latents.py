@@ -1,13 +1,14 @@
 """POST /decode and GET|POST /interpolate: images from given latent vectors."""
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 import torch
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
+from models.latent import interpolate
 from models.sampling import seed_latents
 from service import imaging
 from service.caching import NO_STORE, seeded_answer
@@ -17,10 +18,11 @@ from service.inference import Inference
 from service.openapi import model_kinds
 from service.registry import GENERATIVE_KINDS, ServedModel
 from service.routes.common import (BINARY, CACHE_HEADERS, MODEL_HEADER, NOT_MODIFIED, NPY_MEDIA_TYPE, check_limit,
-                                   check_output_size, encoder, header, new_seed, encoded_response, samples_json)
-from service.schemas import (LATENT_LIMIT, SCALE_HELP, DecodeRequest, InterpolateRequest, InterpolateResponse,
-                             ModelName, SampleResponse, Seed)
-from service.uploads import media_type, read_body, uploaded_images
+                                   check_output_size, encoded_response, encoder, header, new_seed, samples_answer)
+from service.schemas import (GENERATIVE_HELP, LATENT_LIMIT, METHOD_HELP, SCALE_HELP, STEPS_HELP, STRIP_HELP,
+                             DecodeRequest, InterpolateRequest, InterpolateResponse, Method, ModelName, SampleResponse,
+                             Seed, StripFormat)
+from service.uploads import media_type, read_body, upload_body, uploaded_images
 
 router = APIRouter(tags=["latent space"])
 LATENT_ERRORS = ("invalid_parameters", "invalid_latent", "limit_exceeded", "output_too_large", "model_not_found",
@@ -56,11 +58,7 @@ async def decode(body: DecodeRequest, request: Request, inference: InferenceDep,
     if body.format != "json":
         finish, media_type = encoder(body.format, body.nrow, body.scale)
         return Response(await inference.generate(served, z, finish), media_type=media_type, headers=headers)
-    images = await inference.generate(served, z)
-    judge = inference.registry.judge(served)
-    verdict = await inference.run(inference.classify, judge, images) if judge else None
-    return JSONResponse({"model": served.name, "seed": 0, "n": len(z), "latent_dim": served.latent_dim,
-                         "requested_digit": None, "samples": samples_json(images, z, verdict, body.scale)}, headers=headers)
+    return await samples_answer(inference, served, await inference.generate(served, z), z, headers, scale=body.scale)
 
 
 def check_interpolation(settings, steps: int, scale: int) -> None:
@@ -71,7 +69,7 @@ def check_interpolation(settings, steps: int, scale: int) -> None:
 
 async def interpolation_response(inference: Inference, served: ServedModel, z_a: torch.Tensor, z_b: torch.Tensor,
                                  steps: int, method: str, format: str, scale: int, headers: dict[str, str]):
-    path = inference.interpolate_latents(z_a, z_b, steps, method)
+    path = interpolate(z_a.double(), z_b.double(), steps, method).float()
     images = await inference.generate(served, path)
     if format == "png":
         return encoded_response(images, "png", headers, steps, scale)
@@ -85,8 +83,8 @@ def interpolate_ok(headers: dict) -> dict:
                   "description": "a PNG strip, or JSON"}}
 
 
-Steps = Annotated[int, Query(ge=2, description="images from start to end, both included (limit DIGITGEN_MAX_STEPS)")]
-Method = Annotated[Literal["slerp", "lerp"], Query(description="slerp keeps a Gaussian latent's typical norm")]
+Steps = Annotated[int, Query(ge=2, description=STEPS_HELP)]
+MethodQuery = Annotated[Method, Query(description=METHOD_HELP)]
 Scale = Annotated[int, Query(ge=1, description=SCALE_HELP)]
 SEED_END = "the latent /sample?n=1&seed= uses for this end; omitted: a random seed (in X-Seed-A / X-Seed-B)"
 
@@ -103,13 +101,12 @@ async def interpolate_seeds(
     request: Request,
     inference: InferenceDep,
     settings: SettingsDep,
-    model: Annotated[ModelName, Query(description="a generative model from /models",
-                                examples=["gan"])] = "gan",
+    model: Annotated[ModelName, Query(description=GENERATIVE_HELP, examples=["gan"])] = "gan",
     seed_a: Annotated[Seed | None, Query(description=SEED_END, examples=[1])] = None,
     seed_b: Annotated[Seed | None, Query(description=SEED_END, examples=[2])] = None,
     steps: Steps = 10,
-    method: Method = "slerp",
-    format: Annotated[Literal["png", "json"], Query(description="png strip or json")] = "png",
+    method: MethodQuery = "slerp",
+    format: Annotated[StripFormat, Query(description=STRIP_HELP)] = "png",
     scale: Scale = 1,
 ):
     """The end points are the latents of `/sample?n=1&seed=seed_a` and `seed_b`, so they match those images."""
@@ -133,13 +130,8 @@ async def interpolate_seeds(
     return await interpolation_response(inference, served, z_a, z_b, steps, method, format, scale, headers)
 
 
-INTERPOLATE_BODY = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": {"$ref": "#/components/schemas/InterpolateRequest"}},
-    "multipart/form-data": {"schema": {"type": "object", "required": ["image_a", "image_b"], "properties": {
-        "image_a": {"type": "string", "format": "binary"}, "image_b": {"type": "string", "format": "binary"}}},
-        "encoding": {"image_a": {"contentType": "image/png, image/jpeg"},
-                     "image_b": {"contentType": "image/png, image/jpeg"}}},
-}}}
+INTERPOLATE_BODY = upload_body("image_a", "image_b", alternatives={
+    "application/json": {"schema": {"$ref": "#/components/schemas/InterpolateRequest"}}})
 
 
 @router.post("/interpolate", summary="Interpolate between two latent vectors or two uploaded images",
@@ -152,11 +144,10 @@ async def interpolate_post(
     request: Request,
     inference: InferenceDep,
     settings: SettingsDep,
-    model: Annotated[ModelName, Query(description="multipart only: a VAE",
-                                examples=["vae"])] = "vae",
+    model: Annotated[ModelName, Query(description="multipart only: a VAE", examples=["vae"])] = "vae",
     steps: Steps = 10,
-    method: Method = "slerp",
-    format: Annotated[Literal["png", "json"], Query(description="multipart only: png strip or json")] = "png",
+    method: MethodQuery = "slerp",
+    format: Annotated[StripFormat, Query(description="multipart only: " + STRIP_HELP)] = "png",
     invert: Annotated[bool, Query(description="multipart only: dark ink on a light background")] = False,
     scale: Scale = 1,
 ):

@@ -7,10 +7,10 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from models.sampling import is_conditional
-from service.deps import RegistryDep, lookup_model, require_api_key
-from service.errors import error_body, responses
 from models.checkpoint import KINDS
+from models.sampling import is_conditional
+from service.deps import InferenceDep, lookup_model, require_api_key
+from service.errors import error_body, responses
 from service.openapi import model_kinds
 from service.registry import ServedModel
 from service.schemas import Health, ModelInfo, ModelsResponse, Ready
@@ -34,15 +34,16 @@ def model_info(m: ServedModel, registry) -> ModelInfo:
 
 @router.get("/models", response_model=ModelsResponse, summary="Every loaded model with its card",
             responses=responses("not_ready"))
-async def list_models(registry: RegistryDep) -> ModelsResponse:
+async def list_models(inference: InferenceDep) -> ModelsResponse:
+    registry = inference.registry
     return ModelsResponse(device=str(registry.device), models=[model_info(m, registry) for m in registry.models.values()])
 
 
 @router.get("/models/{name}", response_model=ModelInfo, summary="One loaded model with its card",
             responses=responses("model_not_found", "not_ready"), openapi_extra=model_kinds(tuple(KINDS), parameter="name"))
 async def get_model(name: Annotated[str, Path(description="a model name from /models", examples=["gan"])],
-                    request: Request, registry: RegistryDep) -> ModelInfo:
-    return model_info(lookup_model(request, registry, name), registry)
+                    request: Request, inference: InferenceDep) -> ModelInfo:
+    return model_info(lookup_model(request, inference.registry, name), inference.registry)
 
 
 async def metrics_key(request: Request) -> None:

@@ -35,22 +35,9 @@ SECURITY_HEADERS = {
 REVALIDATE = {"Cache-Control": "no-cache"}
 
 # what the JSON index links to: the API's entry points, relative to the service's root
-LINKS = {
-    "page": "/",
-    "docs": "/docs",
-    "redoc": "/redoc",
-    "openapi": "/openapi.json",
-    "models": "/models",
-    "sample": "/sample",
-    "dataset": "/dataset",
-    "reconstruct": "/reconstruct",
-    "encode": "/encode",
-    "decode": "/decode",
-    "interpolate": "/interpolate",
-    "healthz": "/healthz",
-    "readyz": "/readyz",
-    "metrics": "/metrics",
-}
+LINKS = {"page": "/", "openapi": "/openapi.json", **{name: f"/{name}" for name in (
+    "docs", "redoc", "models", "sample", "dataset", "reconstruct", "encode", "decode", "interpolate", "healthz",
+    "readyz", "metrics")}}
 
 
 def wants_html(accept: str) -> bool:

@@ -21,7 +21,7 @@ from service.metrics import MODEL_KEY
 from service.openapi import model_kinds
 from service.registry import GENERATIVE_KINDS
 from service.routes.common import (BINARY, CACHE_HEADERS, MODEL_HEADER, NOT_MODIFIED, NPY_MEDIA_TYPE, SEED_HEADER,
-                                   check_sample, encoded_response, encoder, new_seed, samples_json)
+                                   check_sample, encoded_response, encoder, new_seed, samples_answer)
 from service.schemas import SampleQuery, SampleResponse
 
 log = logging.getLogger("digitgen")
@@ -91,10 +91,8 @@ async def sample(request: Request, inference: InferenceDep, settings: SettingsDe
             raise ApiError("digit_not_found", str(exc)) from None
     if query.format != "json":
         return encoded_response(images, query.format, headers, query.nrow, query.scale)
-    verdict = await inference.run(inference.classify, judge, images) if judge else None
-    body = {"model": served.name, "seed": seed, "n": query.n, "latent_dim": served.latent_dim,
-            "requested_digit": query.digit, "samples": samples_json(images, latents, verdict, query.scale)}
-    return JSONResponse(body, headers=headers)
+    return await samples_answer(inference, served, images, latents, headers, seed=seed, digit=query.digit,
+                                scale=query.scale)
 
 
 ROUTE = next(r for r in router.routes if getattr(r, "path", None) == "/sample")

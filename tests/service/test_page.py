@@ -135,6 +135,9 @@ def test_root_gives_a_json_index_to_api_clients(client):
         assert links[name] == path
     for path in links.values():  # every link answers (GET-only ones here; POST ones give 405)
         assert client.get(path, headers={"Accept": "application/json"}).status_code in (200, 405), path
+    operations = client.get("/openapi.json").json()["paths"]
+    unlinked = {path for path in operations if "{" not in path} - set(links.values())
+    assert not unlinked, f"the index lacks {unlinked}"
     assert response.headers["vary"] == "Accept"
 
 

@@ -95,9 +95,9 @@ def test_real_process_refuses_an_absent_gpu(weights):
     ("DIGITGEN_DEVICE", "gpu", "DIGITGEN_DEVICE='gpu' is not valid: must be auto, cpu, cuda or cuda:N"),
     ("DIGITGEN_MAX_BATCH_SIZE", "0", "DIGITGEN_MAX_BATCH_SIZE='0' is not valid: should be greater than or equal to 1"),
     ("DIGITGEN_MAX_SAMPLES", "lots", "DIGITGEN_MAX_SAMPLES='lots' is not valid: should be a valid integer"),
-    ("DIGITGEN_LOG_LEVEL", "loud", "DIGITGEN_LOG_LEVEL='loud' is not valid: must be critical, error, warning, "
-                                   "info or debug"),
-    ("DIGITGEN_LOG_FORMAT", "xml", "DIGITGEN_LOG_FORMAT='xml' is not valid: must be text or json"),
+    ("DIGITGEN_LOG_LEVEL", "loud", "DIGITGEN_LOG_LEVEL='loud' is not valid: should be 'critical', 'error', "
+                                   "'warning', 'info' or 'debug'"),
+    ("DIGITGEN_LOG_FORMAT", "xml", "DIGITGEN_LOG_FORMAT='xml' is not valid: should be 'text' or 'json'"),
     ("DIGITGEN_METRICS_REQUIRE_KEY", "perhaps", "DIGITGEN_METRICS_REQUIRE_KEY='perhaps' is not valid"),
     ("DIGITGEN_CORS_ORIGINS", "https://a.example", "DIGITGEN_CORS_ORIGINS is not valid: must be JSON"),
 ])
