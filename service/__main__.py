@@ -9,6 +9,7 @@ import re
 import signal
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import uvicorn
@@ -18,6 +19,7 @@ from pydantic_settings import SettingsError
 from service.config import LOG_LEVELS, Settings, usable_cores
 from service.logs import logging_config
 from service.protocol import GuardedHttpToolsProtocol
+from service.registry import RegistryError, serving_device, weights_files
 
 CONFIG_ERROR = 2  # the exit status for settings the service cannot start with
 # the flag's default: one process, for process managers that run one per container (Kubernetes: scale
@@ -77,21 +79,17 @@ def settings_errors(exc: ValidationError | SettingsError) -> list[str]:
 
 
 def preflight(settings: Settings) -> list[str]:
-    """What would stop the service at startup and can be known before uvicorn starts: a CUDA
-    device that is not there, a weights folder that is not there or holds no weights. (The files
-    themselves are checked as they load, in every worker.)"""
+    """What would stop every worker at startup and can be known before uvicorn starts, by the registry's own
+    checks (each file is checked as it loads). CUDA is touched for a cuda device only: auto and cpu resolve."""
+    checks = [partial(weights_files, settings.weights_dir)]
+    if settings.device.startswith("cuda"):
+        checks.insert(0, partial(serving_device, settings.device))
     problems = []
-    if settings.device.startswith("cuda"):  # auto and cpu always resolve; CUDA is only touched for cuda
-        from models.devices import DeviceError, resolve_device
+    for check in checks:
         try:
-            resolve_device(settings.device)
-        except DeviceError as exc:
-            problems.append(f"DIGITGEN_DEVICE={settings.device!r} cannot be used: {exc}")
-    weights = settings.weights_dir
-    if not weights.is_dir():
-        problems.append(f"DIGITGEN_WEIGHTS_DIR={str(weights)!r} is not a directory")
-    elif not any(weights.glob("*.safetensors")):
-        problems.append(f"DIGITGEN_WEIGHTS_DIR={str(weights)!r} holds no *.safetensors weights")
+            check()
+        except RegistryError as exc:
+            problems.append(str(exc))
     return problems
 
 

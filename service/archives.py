@@ -19,7 +19,8 @@ TAR_MEDIA_TYPE = "application/x-tar"
 
 
 class _Sink(io.RawIOBase):
-    """A write-only, unseekable file that collects what is written until `take()`."""
+    """A write-only file that collects what is written until `take()`; unseekable, so zipfile streams (sizes in
+    data descriptors) instead of seeking back."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -17,12 +17,6 @@ JSON_FORMATTER = {
     "fmt": ["levelname", "name", "message"],
     "rename_fields": {"levelname": "level", "name": "logger"},
     "timestamp": "time",
-    # the standard LogRecord attributes, Python 3.12's taskName, and uvicorn's ANSI-coloured copy
-    # of some messages stay out of the JSON
-    "reserved_attrs": ["args", "asctime", "created", "exc_info", "exc_text", "filename", "funcName", "levelname",
-                       "levelno", "lineno", "module", "msecs", "message", "msg", "name", "pathname", "process",
-                       "processName", "relativeCreated", "stack_info", "thread", "threadName", "taskName",
-                       "color_message"],
 }
 
 # the X-Request-ID of the request this task is serving (bytes, as sent), set by MetricsMiddleware
@@ -41,7 +35,9 @@ class RequestIdFilter(logging.Filter):
 
 
 def json_formatter(**options) -> logging.Formatter:
-    """python-json-logger's JsonFormatter, with the time as the first field of each line."""
+    """python-json-logger's JsonFormatter, with the time as the first field of each line. The standard
+    LogRecord attributes, Python 3.12's taskName and uvicorn's ANSI-coloured copy of a message stay out."""
+    from pythonjsonlogger.core import RESERVED_ATTRS
     from pythonjsonlogger.json import JsonFormatter
 
     class TimeFirst(JsonFormatter):
@@ -49,7 +45,7 @@ def json_formatter(**options) -> logging.Formatter:
             log_data[self.timestamp] = None  # holds the first place; the base class fills it in
             super().add_fields(log_data, record, message_dict)
 
-    return TimeFirst(**options)
+    return TimeFirst(**options, reserved_attrs=[*RESERVED_ATTRS, "taskName", "color_message"])
 
 
 def logging_config(level: str = "info", fmt: str = "text", access_log: bool = True) -> dict:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import suppress
 
 from fastapi.middleware.cors import CORSMiddleware
 
@@ -93,14 +94,10 @@ class LingerAfter413:
 
     async def _discard_rest(self, receive) -> None:
         discarded = 0
-        try:
+        with suppress(TimeoutError):
             async with asyncio.timeout(self.max_seconds):
                 while discarded <= self.max_bytes:
-                    message = await receive()
-                    if message["type"] != "http.request":
-                        return  # the client went away
+                    message = await receive()  # until the body ends or the client goes away
                     discarded += len(message.get("body", b""))
-                    if not message.get("more_body", False):
+                    if message["type"] != "http.request" or not message.get("more_body", False):
                         return
-        except TimeoutError:
-            return

@@ -12,7 +12,7 @@ from torch import nn
 
 from models.checkpoint import CheckpointError, LoadedCheckpoint, load
 from models.datasets import MNIST, DatasetInfo, dataset_of_card
-from models.devices import resolve_device
+from models.devices import DeviceError, resolve_device
 from models.sampling import prior_draws
 from models.shapes import IMAGE_SHAPE
 
@@ -101,30 +101,37 @@ def warm_up(model: ServedModel) -> None:
     model.seconds_per_row = best / TIMED_ROWS
 
 
+def serving_device(spec: str) -> torch.device:
+    try:
+        return resolve_device(spec)
+    except DeviceError as exc:
+        raise RegistryError(f"DIGITGEN_DEVICE={spec!r} cannot be used: {exc}") from None
+
+
+def weights_files(weights_dir: Path) -> list[Path]:
+    """The *.safetensors files of the weights folder, or RegistryError saying why there are none."""
+    if not weights_dir.is_dir():
+        raise RegistryError(f"DIGITGEN_WEIGHTS_DIR={str(weights_dir)!r} is not a directory")
+    paths = sorted(weights_dir.glob("*.safetensors"))
+    if not paths:
+        raise RegistryError(f"DIGITGEN_WEIGHTS_DIR={str(weights_dir)!r} holds no *.safetensors weights")
+    return paths
+
+
 def load_registry(weights_dir: Path, device_spec: str) -> Registry:
     """Load every *.safetensors in `weights_dir` (each with its model card) onto the device.
     Any failure raises RegistryError naming the file: the service never runs half a registry."""
-    try:
-        device = resolve_device(device_spec)
-    except Exception as exc:  # DeviceError: say it plainly
-        raise RegistryError(str(exc)) from None
-    weights_dir = Path(weights_dir)
-    if not weights_dir.is_dir():
-        raise RegistryError(f"weights directory {weights_dir} does not exist (DIGITGEN_WEIGHTS_DIR)")
-    paths = sorted(weights_dir.glob("*.safetensors"))
-    if not paths:
-        raise RegistryError(f"no *.safetensors weights in {weights_dir} (DIGITGEN_WEIGHTS_DIR)")
-    registry = Registry(device=device)
-    for path in paths:
+    registry = Registry(device=serving_device(device_spec))
+    for path in weights_files(Path(weights_dir)):
         try:
-            ckpt = load(path, device, require_card=True)
+            ckpt = load(path, registry.device, require_card=True)
         except CheckpointError as exc:
             raise RegistryError(f"cannot load {path}: {exc}") from None
-        model = _served(ckpt, device)
+        model = _served(ckpt, registry.device)
         warm_up(model)
         registry.models[model.name] = model
         log.info("loaded %s (%s, %d parameters, sha256 %s…) on %s%s", model.name, model.kind,
-                 model.parameters, model.sha256[:12], device,
+                 model.parameters, model.sha256[:12], registry.device,
                  f", {1e6 * model.seconds_per_row:.0f} us per image" if model.seconds_per_row else "")
     if not any(m.is_generative for m in registry.models.values()):
         raise RegistryError(f"{weights_dir} holds no generative model (vae or generator)")

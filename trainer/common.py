@@ -103,14 +103,31 @@ def epoch_batches(n: int, batch_size: int, generator: torch.Generator, device: t
                 disable=not progress, leave=False)
 
 
-def write_epoch_samples(generator, fixed_z: torch.Tensor, path, title: str) -> None:
+def record_losses(history: dict, epoch_losses: list[torch.Tensor], keys: tuple[str, ...]) -> list[float]:
+    """An epoch's per-step losses (each a tensor of len(keys)) appended to the history, with one sync; their
+    means."""
+    losses = torch.stack(epoch_losses).cpu()
+    for i, key in enumerate(keys):
+        history[key] += losses[:, i].tolist()
+    history["epoch_end_step"].append(len(history[keys[0]]))
+    return losses.mean(0).tolist()
+
+
+def write_epoch_samples(generator, fixed_z: torch.Tensor, run_dir: Path, name: str, epoch: int) -> None:
     """The sample grid of a milestone epoch: the generator in eval mode on the run's fixed latents."""
     generator.eval()
     with torch.no_grad():
         samples = generator.generate(fixed_z)
-    figures.sample_grid(samples, path, title=title)
+    figures.sample_grid(samples, run_dir / f"samples_epoch{epoch:03d}.png", title=f"{name}: fixed latents, epoch {epoch}")
 
 
 def last_steps_mean(history: dict, keys: tuple[str, ...], steps: int = 100) -> dict[str, float]:
     """Each loss's mean over the run's last `steps` steps (the card's final losses)."""
     return {k: float(sum(history[k][-steps:]) / max(1, len(history[k][-steps:]))) for k in keys}
+
+
+def finished(served: torch.nn.Module, history: dict, keys: tuple[str, ...]) -> tuple[torch.nn.Module, dict]:
+    """The model a run serves, in eval mode, and its history with the final losses."""
+    served.eval()
+    history["final"] = last_steps_mean(history, keys)
+    return served, history

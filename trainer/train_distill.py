@@ -27,8 +27,8 @@ from tqdm import tqdm
 from models.classifier import DigitClassifier
 from models.gan import Discriminator, Generator
 from trainer import figures
-from trainer.common import (adam, epoch_batches, last_steps_mean, load_base, milestone_epochs, seeded_generator,
-                            to_unit, write_epoch_samples)
+from trainer.common import (adam, epoch_batches, finished, load_base, milestone_epochs, record_losses,
+                            seeded_generator, to_unit, write_epoch_samples)
 from trainer.data import Splits
 from trainer.presets import Preset
 from trainer.resume import RunState
@@ -80,7 +80,8 @@ def train_distill(student: Generator, teacher: Generator, judge: DigitClassifier
     g = seeded_generator(preset.seed, device)
     fixed_z = torch.randn(64, student.latent_dim, generator=seeded_generator(preset.seed + 1, device), device=device)
     milestones = milestone_epochs(preset.epochs)
-    history: dict = {"pixel": [], "feature": [], "adversarial": [], "epoch_end_step": []}
+    keys = ("pixel", "feature", "adversarial")
+    history: dict = {**{k: [] for k in keys}, "epoch_end_step": []}
     modules = {"student": student, **({"ema": ema} if ema is not None else {}),
                **({"discriminator": discriminator} if adversarial else {})}
     optimizers = {"student": opt_g, **({"discriminator": opt_d} if adversarial else {})}
@@ -88,6 +89,7 @@ def train_distill(student: Generator, teacher: Generator, judge: DigitClassifier
     state.recipe["teacher_sha256"] = teacher_sha256
     first_epoch, history = state.resume(history) if resume else (1, history)
     zero = torch.zeros((), device=device)
+    served = ema.module if ema is not None else student
     for epoch in range(first_epoch, preset.epochs + 1):
         student.train()
         epoch_losses = []
@@ -129,21 +131,13 @@ def train_distill(student: Generator, teacher: Generator, judge: DigitClassifier
             epoch_losses.append(torch.stack([pixel.detach(), feature.detach(), adv.detach()]))
             if step % 100 == 0:
                 bar.set_postfix(pixel=f"{pixel.item():.4f}", feature=f"{feature.item():.4f}")
-        losses = torch.stack(epoch_losses).cpu()
-        for i, key in enumerate(("pixel", "feature", "adversarial")):
-            history[key] += losses[:, i].tolist()
-        history["epoch_end_step"].append(len(history["pixel"]))
+        mean = record_losses(history, epoch_losses, keys)
         if progress:
-            mean = losses.mean(0).tolist()
             tqdm.write(f"{preset.name} epoch {epoch}: pixel L1 {mean[0]:.4f}  feature {mean[1]:.4f}  "
                        f"adversarial {mean[2]:.3f}")
         if epoch in milestones:
-            write_epoch_samples(ema.module if ema is not None else student, fixed_z,
-                                run_dir / f"samples_epoch{epoch:03d}.png", f"{preset.name}: fixed latents, epoch {epoch}")
+            write_epoch_samples(served, fixed_z, run_dir, preset.name, epoch)
         state.save(epoch, history)
     history["seconds"] = state.seconds()
     figures.distill_loss_curves(history, run_dir / "loss_curves.png", title=preset.name)
-    served = ema.module if ema is not None else student
-    served.eval()
-    history["final"] = last_steps_mean(history, ("pixel", "feature", "adversarial"))
-    return served, history
+    return finished(served, history, keys)

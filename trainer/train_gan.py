@@ -13,7 +13,7 @@ from tqdm import tqdm
 from models.checkpoint import save
 from models.gan import Discriminator, Generator
 from trainer import figures
-from trainer.common import (adam, epoch_batches, last_steps_mean, milestone_epochs, seeded_generator, to_unit,
+from trainer.common import (adam, epoch_batches, finished, milestone_epochs, record_losses, seeded_generator, to_unit,
                             write_epoch_samples)
 from trainer.data import Splits
 from trainer.presets import Preset
@@ -67,11 +67,13 @@ def train_gan(generator: Generator, discriminator: Discriminator, data: Splits, 
     g = seeded_generator(preset.seed, device)
     fixed_z = torch.randn(64, latent_dim, generator=seeded_generator(preset.seed + 1, device), device=device)
     milestones = milestone_epochs(preset.epochs)
-    history: dict = {"d_real": [], "d_fake": [], "g": [], "epoch_end_step": []}
+    keys = ("d_real", "d_fake", "g")
+    history: dict = {**{k: [] for k in keys}, "epoch_end_step": []}
     state = RunState(run_dir, preset, modules={"generator": generator, "discriminator": discriminator,
                                                **({"ema": ema} if ema is not None else {})},
                      optimizers={"generator": opt_g, "discriminator": opt_d}, generators={"batches": g})
     first_epoch, history = state.resume(history) if resume else (1, history)
+    served = ema.module if ema is not None else generator
     for epoch in range(first_epoch, preset.epochs + 1):
         generator.train()
         discriminator.train()
@@ -107,24 +109,14 @@ def train_gan(generator: Generator, discriminator: Discriminator, data: Splits, 
             if step % 100 == 0:
                 bar.set_postfix(d_real=f"{loss_real.item():.3f}", d_fake=f"{loss_fake.item():.3f}",
                                 g=f"{loss_g.item():.3f}")
-        losses = torch.stack(epoch_losses).cpu()  # one sync per epoch
-        history["d_real"] += losses[:, 0].tolist()
-        history["d_fake"] += losses[:, 1].tolist()
-        history["g"] += losses[:, 2].tolist()
-        history["epoch_end_step"].append(len(history["g"]))
+        mean = record_losses(history, epoch_losses, keys)
         if progress:
-            mean = losses.mean(0).tolist()
             tqdm.write(f"{preset.name} epoch {epoch}: D(real) {mean[0]:.3f}  D(fake) {mean[1]:.3f}  G {mean[2]:.3f}")
         if preset.snapshot_every and epoch % preset.snapshot_every == 0:
-            served = ema.module if ema is not None else generator
             save(served, served.config, None, run_dir / "snapshots" / f"epoch{epoch:03d}.safetensors")
         if epoch in milestones:
-            write_epoch_samples(ema.module if ema is not None else generator, fixed_z,
-                                run_dir / f"samples_epoch{epoch:03d}.png", f"{preset.name}: fixed latents, epoch {epoch}")
+            write_epoch_samples(served, fixed_z, run_dir, preset.name, epoch)
         state.save(epoch, history)
     history["seconds"] = state.seconds()
     figures.gan_loss_curves(history, run_dir / "loss_curves.png", title=preset.name)
-    served = ema.module if ema is not None else generator
-    served.eval()
-    history["final"] = last_steps_mean(history, ("d_real", "d_fake", "g"))
-    return served, history
+    return finished(served, history, keys)

@@ -34,7 +34,7 @@ def test_loads_all(weights):
 
 
 def test_faults(weights, tmp_path):
-    with pytest.raises(RegistryError, match="does not exist"):
+    with pytest.raises(RegistryError, match="is not a directory"):
         load_registry(tmp_path / "missing", "cpu")
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -149,8 +149,8 @@ def test_a_known_startup_fault_reaches_the_server_without_a_traceback(tmp_path, 
     assert isinstance(exc, RegistryError)
     assert sent == [{"type": "lifespan.startup.failed", "message": ""}]
     failures = [r for r in caplog.records if r.levelname == "ERROR" and r.name == "digitgen"]
-    assert [r.getMessage() for r in failures] == [f"startup failed: weights directory {tmp_path / 'missing'} "
-                                                 "does not exist (DIGITGEN_WEIGHTS_DIR)"]
+    assert [r.getMessage() for r in failures] == [f"startup failed: DIGITGEN_WEIGHTS_DIR="
+                                                 f"{str(tmp_path / 'missing')!r} is not a directory"]
     assert failures[0].exc_info is None
 
 
@@ -167,6 +167,6 @@ def test_an_unexpected_startup_fault_keeps_its_traceback(weights, monkeypatch):
 
 
 def test_test_clients_still_see_the_startup_error(tmp_path):
-    with pytest.raises(RegistryError, match="does not exist"):
+    with pytest.raises(RegistryError, match="is not a directory"):
         with TestClient(create_app(make_settings(tmp_path / "missing"))):
             pass
