@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -113,6 +114,16 @@ def measure(checkout: Path, weights: Path, seconds: float, n: int) -> dict:
     return result | {"sample_in_process_us": in_process_us(checkout, weights)}
 
 
+def summary(rounds: list[dict]) -> dict:
+    """Per measure, the median over rounds of head / base within a round (drift of the machine between
+    rounds falls on both sides of each ratio), and how many rounds head measured higher."""
+    out = {}
+    for key in ("sample_png_req_per_s", "dataset_npz_images_per_s", "sample_in_process_us"):
+        ratios = [r["head"][key] / r["base"][key] for r in rounds]
+        out[key] = {"median_ratio": round(statistics.median(ratios), 4), "head_higher": sum(x > 1 for x in ratios)}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", required=True, help="the commit to compare the working tree's HEAD with")
@@ -140,7 +151,7 @@ def main() -> None:
                   f"  /dataset npz {r['dataset_npz_images_per_s']:8.0f} images/s  in process "
                   f"{r['sample_in_process_us']:.0f} us", flush=True)
     path = write_result("ab", {"commits": commits, "seconds_per_run": args.seconds, "dataset_n": args.n,
-                               "rounds": rounds})
+                               "rounds": rounds, "summary": summary(rounds)})
     print("\n| commit | single PNG /sample?model=gan, req/s per round | /dataset npz gan, images/s per round "
           "| one /sample in process, µs per round |")
     print("|---|---|---|---|")
@@ -149,6 +160,9 @@ def main() -> None:
         npz = " · ".join(f"{r[label]['dataset_npz_images_per_s']:,.0f}" for r in rounds)
         us = " · ".join(f"{r[label]['sample_in_process_us']:.0f}" for r in rounds)
         print(f"| {label} `{commits[label][:7]}` | {png} | {npz} | {us} |")
+    print("\nhead / base, median of the rounds' ratios (rounds where head measured higher):")
+    for key, row in summary(rounds).items():
+        print(f"  {key}: {row['median_ratio']:.3f} ({row['head_higher']}/{len(rounds)})")
     print(f"\nwrote {path}")
 
 

@@ -1,4 +1,4 @@
-"""The training benchmark's 'within noise' arithmetic, on histories with known answers."""
+"""The benchmarks' "within noise" arithmetic (training runs, side-by-side commits), on inputs with known answers."""
 import pytest
 
 from benchmarks.train import end_of_run_spread, within_noise
@@ -52,3 +52,19 @@ def test_cpu_seconds_counts_a_process_and_its_children():
         for pid in process_tree(parent.pid)[::-1]:
             subprocess.run(["kill", str(pid)], check=False)
         parent.wait()
+
+
+def test_ab_summary_takes_the_median_of_each_rounds_ratio():
+    from benchmarks.ab import summary
+
+    def side(png, npz, us):
+        return {"sample_png_req_per_s": png, "dataset_npz_images_per_s": npz, "sample_in_process_us": us}
+
+    # the machine slows down between rounds; within each round head is 10 % faster on PNG
+    rounds = [{"base": side(1000, 100, 10), "head": side(1100, 100, 9)},
+              {"base": side(500, 100, 10), "head": side(550, 90, 11)},
+              {"base": side(2000, 100, 10), "head": side(2200, 120, 10)}]
+    result = summary(rounds)
+    assert result["sample_png_req_per_s"] == {"median_ratio": 1.1, "head_higher": 3}
+    assert result["dataset_npz_images_per_s"] == {"median_ratio": 1.0, "head_higher": 1}
+    assert result["sample_in_process_us"] == {"median_ratio": 1.0, "head_higher": 1}
