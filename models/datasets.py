@@ -18,8 +18,7 @@ class DatasetInfo:
     classifier: str  # the bundled classifier that judges this dataset's samples (labels, digit=/label=, metrics)
     prefix: str  # of its bundled models' names: prefix + "gan" is its class-conditional DCGAN
     # the classifier probability a digit=/label= sample needs by default: one that real test images of
-    # every class reach often (MNIST at 0.999: most; Fashion-MNIST at 0.9: 30-97 % per class, where at
-    # 0.999 no real Coat and no real Shirt does)
+    # every class reach often (at 0.999 most MNIST digits do, but no real Fashion-MNIST Coat or Shirt)
     min_confidence: float = 0.999
 
     def model_name(self, recipe: str) -> str:

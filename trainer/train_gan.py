@@ -95,8 +95,8 @@ def train_gan(generator: Generator, discriminator: Discriminator, data: Splits, 
             (loss_real + loss_fake).backward()
             opt_d.step()
             # generator step on the same fake batch, through the updated discriminator; D's own weight
-            # gradients are not wanted here (the next D step starts from zero), and skipping them saves
-            # ~10 % of the step's arithmetic without changing G's gradients by a bit
+            # gradients are not wanted here (the next D step starts from zero), and skipping them changes
+            # G's gradients by not a bit (the saving: benchmarks/README.md)
             discriminator.requires_grad_(False)
             loss_g = generator_loss(preset, discriminator(fake, fake_classes), probabilities)
             opt_g.zero_grad(set_to_none=True)
