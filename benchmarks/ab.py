@@ -9,7 +9,9 @@ base and head within each round so that drift of the machine falls on both. Per 
 single-PNG GET /sample?model=gan (random seed, wrk, 16 connections) and GET /dataset npz of 60,000 gan
 digits (seed 1, one request, images/s); and, without HTTP or batching, the app's own cost of one
 /sample request called in process (best of 5 x 1,000, microseconds). Writes
-benchmarks/results/ab-<date>.json and prints a table.
+benchmarks/results/ab-<date>.json and prints a table, and for each measure the median over rounds of
+head's speed relative to base's within the round (above 1: head faster) and in how many rounds head was
+faster.
 """
 from __future__ import annotations
 
@@ -115,12 +117,15 @@ def measure(checkout: Path, weights: Path, seconds: float, n: int) -> dict:
 
 
 def summary(rounds: list[dict]) -> dict:
-    """Per measure, the median over rounds of head / base within a round (drift of the machine between
-    rounds falls on both sides of each ratio), and how many rounds head measured higher."""
+    """Per measure, the median over rounds of head's speed relative to base's within a round (drift of the
+    machine between rounds falls on both sides of each ratio; above 1: head faster, for a time too), and
+    in how many rounds head was faster."""
     out = {}
     for key in ("sample_png_req_per_s", "dataset_npz_images_per_s", "sample_in_process_us"):
         ratios = [r["head"][key] / r["base"][key] for r in rounds]
-        out[key] = {"median_ratio": round(statistics.median(ratios), 4), "head_higher": sum(x > 1 for x in ratios)}
+        if key.endswith("_us"):  # a time: less is faster
+            ratios = [1 / x for x in ratios]
+        out[key] = {"speed_ratio": round(statistics.median(ratios), 4), "head_faster": sum(x > 1 for x in ratios)}
     return out
 
 
@@ -160,9 +165,9 @@ def main() -> None:
         npz = " · ".join(f"{r[label]['dataset_npz_images_per_s']:,.0f}" for r in rounds)
         us = " · ".join(f"{r[label]['sample_in_process_us']:.0f}" for r in rounds)
         print(f"| {label} `{commits[label][:7]}` | {png} | {npz} | {us} |")
-    print("\nhead / base, median of the rounds' ratios (rounds where head measured higher):")
+    print("\nhead's speed relative to base's, median of the rounds (rounds where head was faster):")
     for key, row in summary(rounds).items():
-        print(f"  {key}: {row['median_ratio']:.3f} ({row['head_higher']}/{len(rounds)})")
+        print(f"  {key}: {row['speed_ratio']:.3f} ({row['head_faster']}/{len(rounds)})")
     print(f"\nwrote {path}")
 
 

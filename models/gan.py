@@ -85,7 +85,7 @@ class Generator(nn.Module):
             self.net = nn.Sequential(
                 nn.Linear(config.latent_dim + config.num_classes, c * 7 * 7, bias=not bn),
                 nn.Unflatten(1, (c, 7, 7)),
-                # in place: no new tensor per activation (its share of the forward pass: benchmarks/README.md)
+                # in place: no new tensor per activation
                 *([nn.BatchNorm2d(c)] if bn else []), nn.ReLU(inplace=True),
                 nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=not bn),  # 7 -> 14
                 *([nn.BatchNorm2d(c // 2)] if bn else []), nn.ReLU(inplace=True),
@@ -158,7 +158,7 @@ class Generator(nn.Module):
         x = self._pre_activation(z)
         if self.config.output == "tanh":
             # (tanh(x) + 1) / 2 is sigmoid(2x): one pass over the pixels where tanh, add, halve and clamp
-            # were four (benchmarks/README.md), in [0, 1] already
+            # were four, in [0, 1] already
             return x.mul_(2).sigmoid_()
         if self.config.output == "sigmoid":
             return x.sigmoid_()

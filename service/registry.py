@@ -12,7 +12,7 @@ from torch import nn
 
 from models.checkpoint import CheckpointError, LoadedCheckpoint, load
 from models.datasets import MNIST, DatasetInfo, dataset_of_card
-from models.devices import DeviceError, resolve_device
+from models.devices import resolve_device
 from models.sampling import prior_draws
 from models.shapes import IMAGE_SHAPE
 
@@ -102,9 +102,10 @@ def warm_up(model: ServedModel) -> None:
 
 
 def serving_device(spec: str) -> torch.device:
+    """The device DIGITGEN_DEVICE names, or RegistryError saying why it cannot be used."""
     try:
         return resolve_device(spec)
-    except DeviceError as exc:
+    except Exception as exc:  # DeviceError, or CUDA failing to initialise: one line either way
         raise RegistryError(f"DIGITGEN_DEVICE={spec!r} cannot be used: {exc}") from None
 
 
@@ -134,5 +135,5 @@ def load_registry(weights_dir: Path, device_spec: str) -> Registry:
                  model.parameters, model.sha256[:12], registry.device,
                  f", {1e6 * model.seconds_per_row:.0f} us per image" if model.seconds_per_row else "")
     if not any(m.is_generative for m in registry.models.values()):
-        raise RegistryError(f"{weights_dir} holds no generative model (vae or generator)")
+        raise RegistryError(f"DIGITGEN_WEIGHTS_DIR={str(weights_dir)!r} holds no generative model (vae or generator)")
     return registry

@@ -1,4 +1,5 @@
-"""Pieces shared by the training loops: batching on the device, pixel scaling, schedules."""
+"""Pieces shared by the training loops: batching on the device, pixel scaling, schedules, the optimiser step,
+a run's loss history, milestone sample grids and its final losses."""
 from __future__ import annotations
 
 import math

@@ -35,9 +35,8 @@ SECURITY_HEADERS = {
 REVALIDATE = {"Cache-Control": "no-cache"}
 
 # what the JSON index links to: the API's entry points, relative to the service's root
-LINKS = {"page": "/", "openapi": "/openapi.json", **{name: f"/{name}" for name in (
-    "docs", "redoc", "models", "sample", "dataset", "reconstruct", "encode", "decode", "interpolate", "healthz",
-    "readyz", "metrics")}}
+LINKS = {"page": "/", "docs": "/docs", "redoc": "/redoc", "openapi": "/openapi.json", **{name: f"/{name}" for name in (
+    "models", "sample", "dataset", "reconstruct", "encode", "decode", "interpolate", "healthz", "readyz", "metrics")}}
 
 
 def wants_html(accept: str) -> bool:
