@@ -8,7 +8,6 @@ DIGITGEN_SCREENSHOT=1 also writes the screenshot the README shows, reports/figur
 from __future__ import annotations
 
 import os
-import re
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -207,12 +206,6 @@ def test_the_script_keeps_the_key_in_memory_only():
     for forbidden in ("localStorage", "sessionStorage", "document.cookie", "indexedDB", "eval(", "innerHTML"):
         assert forbidden not in script, forbidden
     assert "Authorization" in script and "Bearer" in script
-
-
-def test_the_files_are_package_data():
-    pyproject = (ROOT / "pyproject.toml").read_text()
-    assert re.search(r'^service = \["static/\*"\]$', pyproject, re.M)
-    assert not [p for p in STATIC_DIR.iterdir() if p.is_dir()]  # static/* takes files only
 
 
 # ---- the page in a browser --------------------------------------------------------------------
