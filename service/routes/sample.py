@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
 from models.sampling import DigitNotFound, seed_latents
-from service.caching import NO_STORE, cache_headers, etag, matches, not_modified
+from service.caching import NO_STORE, seeded_answer
 from service.deps import InferenceDep, SettingsDep, bearer_matches, lookup_model
 from service.errors import INTERNAL_ERROR, ApiError, responses
 from service.metrics import MODEL_KEY
@@ -49,12 +49,15 @@ def sample_identity(inference, settings, served, query: SampleQuery) -> tuple[tu
     return (served.sha256, judge.sha256), params
 
 
-def answer_headers(inference, settings, served, query: SampleQuery, seed: int) -> dict[str, str]:
+def answer_headers(inference, settings, served, query: SampleQuery, seed: int,
+                   if_none_match: str | None = None) -> tuple[dict[str, str], Response | None]:
+    """The answer's headers, and the 304 to send instead when If-None-Match names a seeded answer's ETag."""
     headers = {"X-Seed": str(seed), "X-Model": served.name}
     if query.seed is None:
-        return headers | NO_STORE
-    tag = etag("/sample", *sample_identity(inference, settings, served, query))
-    return headers | cache_headers(tag, settings.api_key is not None)
+        return headers | NO_STORE, None
+    cached = seeded_answer(headers, "/sample", *sample_identity(inference, settings, served, query),
+                           private=settings.api_key is not None, if_none_match=if_none_match)
+    return headers, cached
 
 
 async def render(inference, served, query: SampleQuery, seed: int) -> tuple[bytes, str]:
@@ -75,9 +78,9 @@ async def sample(request: Request, inference: InferenceDep, settings: SettingsDe
         raise ApiError("no_classifier", f"digit=/label= needs a classifier of {served.dataset.title} "
                        f"({served.dataset.classifier}), and none is loaded")
     seed = new_seed() if query.seed is None else query.seed
-    headers = answer_headers(inference, settings, served, query, seed)
-    if query.seed is not None and matches(request.headers.get("if-none-match"), headers["ETag"]):
-        return not_modified(headers)
+    headers, cached = answer_headers(inference, settings, served, query, seed, request.headers.get("if-none-match"))
+    if cached is not None:
+        return cached
     if query.digit is None and query.format != "json":
         body, media_type = await render(inference, served, query, seed)
         return Response(body, media_type=media_type, headers=headers)
@@ -157,7 +160,7 @@ class LeanSample:
         seed = new_seed() if query.seed is None else query.seed
         body, media_type = await render(inference, served, query, seed)
         headers = [(name.lower().encode(), value.encode())
-                   for name, value in answer_headers(inference, settings, served, query, seed).items()]
+                   for name, value in answer_headers(inference, settings, served, query, seed)[0].items()]
         # then what Starlette's Response adds, in its order
         headers += [(b"content-length", str(len(body)).encode()), (b"content-type", media_type.encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
