@@ -23,12 +23,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import httpx
 
-from benchmarks.common import ROOT, server, wait_idle, write_result, wrk
+from benchmarks.common import ROOT, server, stream_dataset, wait_idle, write_result, wrk
 
 WEIGHTS = ("gan", "classifier")
 FLAGS = ["-m", "service", "--no-access-log", "--log-level", "warning"]
@@ -54,15 +52,9 @@ def served_from(checkout: Path) -> Path:
 
 
 def dataset_rate(base: str, n: int) -> float:
-    started = time.perf_counter()
-    size = 0
-    with httpx.stream("GET", f"{base}/dataset", params={"model": "gan", "n": n, "seed": 1, "format": "npz"},
-                      timeout=300) as response:
-        response.raise_for_status()
-        for chunk in response.iter_bytes():
-            size += len(chunk)
+    seconds, size = stream_dataset(base, model="gan", n=n, seed=1, format="npz")
     assert size > n * 784
-    return n / (time.perf_counter() - started)
+    return n / seconds
 
 
 IN_PROCESS = """
@@ -155,8 +147,9 @@ def main() -> None:
             print(f"round {i + 1} {label}: {r['sample_png_req_per_s']:8.0f} req/s (p99 {r['sample_png_p99_ms']:.1f} ms)"
                   f"  /dataset npz {r['dataset_npz_images_per_s']:8.0f} images/s  in process "
                   f"{r['sample_in_process_us']:.0f} us", flush=True)
+    speeds = summary(rounds)
     path = write_result("ab", {"commits": commits, "seconds_per_run": args.seconds, "dataset_n": args.n,
-                               "rounds": rounds, "summary": summary(rounds)})
+                               "rounds": rounds, "summary": speeds})
     print("\n| commit | single PNG /sample?model=gan, req/s per round | /dataset npz gan, images/s per round "
           "| one /sample in process, µs per round |")
     print("|---|---|---|---|")
@@ -166,7 +159,7 @@ def main() -> None:
         us = " · ".join(f"{r[label]['sample_in_process_us']:.0f}" for r in rounds)
         print(f"| {label} `{commits[label][:7]}` | {png} | {npz} | {us} |")
     print("\nhead's speed relative to base's, median of the rounds (rounds where head was faster):")
-    for key, row in summary(rounds).items():
+    for key, row in speeds.items():
         print(f"  {key}: {row['speed_ratio']:.3f} ({row['head_faster']}/{len(rounds)})")
     print(f"\nwrote {path}")
 

@@ -177,6 +177,16 @@ def write_result(kind: str, payload: dict) -> Path:
     return path
 
 
+def stream_dataset(base: str, **params) -> tuple[float, int]:
+    """One GET /dataset with these parameters, its body read as it streams and dropped: (seconds, bytes)."""
+    started, size = time.perf_counter(), 0
+    with httpx.stream("GET", f"{base}/dataset", params=params, timeout=600) as response:
+        response.raise_for_status()
+        for chunk in response.iter_raw():
+            size += len(chunk)
+    return time.perf_counter() - started, size
+
+
 def wait_idle(base: str, deadline_s: float = 120) -> None:
     """Wait until the service has no request in flight but the /metrics call asking: a load run that
     ends leaves requests the server still works through, which would otherwise bill the next run."""

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.common import NGINX_HINT, nginx, rss_mb, server, wrk, write_result
+from benchmarks.common import NGINX_HINT, nginx, rss_mb, server, stream_dataset, wrk, write_result
 from digitgen_client import Client
 from digitgen_client.cli import fetch
 from models.synthetic import DEFAULT_MODEL
@@ -58,19 +58,9 @@ def via_client(base: str, n: int, model: str, out_dir: Path) -> dict:
         seconds, _ = timed(lambda: fetch(client, out_dir / "synth.tar", n, model, 1, None, 0, "tar", PAGE, quiet=True))
         rows["dataset_tar_cli"] = row(n, seconds, bytes=(out_dir / "synth.tar").stat().st_size)
     for fmt in ("npz", "tar"):  # the server alone: one request, its body read and dropped
-        seconds, size = timed(lambda: streamed(base, n, model, fmt))
+        seconds, size = stream_dataset(base, model=model, n=n, seed=2, format=fmt)
         rows[f"server_stream_{fmt}"] = row(n, seconds, bytes=size)
     return rows
-
-
-def streamed(base: str, n: int, model: str, fmt: str) -> int:
-    received = 0
-    with httpx.stream("GET", f"{base}/dataset", params={"model": model, "n": n, "seed": 2, "format": fmt},
-                      timeout=600) as response:
-        response.raise_for_status()
-        for chunk in response.iter_raw():
-            received += len(chunk)
-    return received
 
 
 def warm_up(base: str, model: str) -> None:

@@ -22,7 +22,7 @@ import time
 
 import httpx
 
-from benchmarks.common import INSTALL_HINT, rss_mb, server, wrk, write_result
+from benchmarks.common import INSTALL_HINT, rss_mb, server, stream_dataset, wrk, write_result
 
 SERVERS = {
     "guarded": ["-m", "service", "--no-access-log", "--log-level", "error"],
@@ -116,9 +116,7 @@ def throughput(kind: str, seconds: float) -> dict:
     with server(SERVERS[kind], env={"DIGITGEN_DEVICE": "cpu"}) as (base, proc, _):
         single = wrk(f"{base}/sample?model=gan&seed=1", connections=16, seconds=seconds)
         httpx.get(f"{base}/dataset", params={"n": 10_000, "seed": 9, "model": "gan"}, timeout=600)  # warm-up
-        started = time.perf_counter()
-        size = len(httpx.get(f"{base}/dataset", params={"n": 60_000, "seed": 1, "model": "gan"}, timeout=600).content)
-        seconds_taken = time.perf_counter() - started
+        seconds_taken, size = stream_dataset(base, n=60_000, seed=1, model="gan")
         return {"sample_png": single, "dataset_npz": {"images": 60_000, "bytes": size,
                                                       "images_per_s": round(60_000 / seconds_taken)}}
 
