@@ -66,11 +66,6 @@ def at_scale(model: VAE, scale: float) -> VAE:
     return rescaled.eval()
 
 
-def training_file(data: Splits) -> tuple[torch.Tensor, torch.Tensor]:
-    """The dataset's whole training file: the train and validation splits' images and labels."""
-    return torch.cat([data.train_images, data.val_images]), torch.cat([data.train_labels, data.val_labels])
-
-
 def select_scale(base: VAE, data: Splits, preset: Preset, device: torch.device,
                  progress: bool = False) -> tuple[float, dict]:
     """The scale among preset.exemplar_scales whose sequence comes closest to real data for the learner it
@@ -80,9 +75,7 @@ def select_scale(base: VAE, data: Splits, preset: Preset, device: torch.device,
 
     info = dataset_named(preset.dataset)
     # the validation split stands in for the test set: the learners are scored on it
-    held_out = Splits(train_images=data.train_images, train_labels=data.train_labels, val_images=data.val_images,
-                     val_labels=data.val_labels, test_images=data.val_images, test_labels=data.val_labels,
-                     checksums=data.checksums, title=data.title)
+    held_out = dataclasses.replace(data, test_images=data.val_images, test_labels=data.val_labels)
 
     def scores(images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
         return {name: accuracy_when_trained_on(images, labels, held_out, device=device, progress=progress,

@@ -162,6 +162,10 @@ class Splits:
         moved = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in vars(self).items()}
         return Splits(**moved)
 
+    def training_file(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The dataset's whole training file: the train and validation splits' images and labels."""
+        return torch.cat([self.train_images, self.val_images]), torch.cat([self.train_labels, self.val_labels])
+
 
 def load_mnist(data_dir: str | Path = DEFAULT_DATA_DIR, checksums: dict[str, str] | None = CHECKSUMS,
                train_size: int = TRAIN_SIZE, *, dataset: str = "mnist") -> Splits:

@@ -9,7 +9,7 @@ from pathlib import Path
 from models.checkpoint import family_of
 from trainer import targets
 from trainer.presets import BUNDLED, PRESETS
-from trainer.targets import floor_fid, judge_utility, share_range
+from trainer.targets import floor_fid, judge_utility, share_range, summary
 
 PRESET_ORDER = [name for name in BUNDLED["mnist"] if PRESETS[name].family != "classifier"]
 FASHION_ORDER = [name for name in BUNDLED["fashion"] if PRESETS[name].family != "classifier"]
@@ -102,8 +102,8 @@ def _utility_rows(metrics: dict, key: str) -> list[str]:
     real = section["real"]
 
     def cell(values: dict) -> str:
-        mean, spread = sum(values.values()) / len(values), (max(values.values()) - min(values.values())) / 2
-        return f"{100 * mean:.2f} ± {100 * spread:.2f}"
+        seeds = summary(values)
+        return f"{100 * seeds['mean']:.2f} ± {100 * seeds['spread']:.2f}"
 
     lines.append(f"| *{section['n']:,} real {section.get('dataset', 'MNIST')} images* | the dataset's | "
                  "as in the data | " + " | ".join(cell(real[l]["accuracy"]) if l in real else "—" for l in learners) + " |")

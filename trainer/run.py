@@ -22,7 +22,7 @@ from trainer import figures
 from trainer.common import seeded_generator, to_unit
 from trainer.data import Splits
 from trainer.presets import Preset
-from trainer.build_exemplar import build_exemplar_vae, load_base_vae, select_scale, training_file
+from trainer.build_exemplar import build_exemplar_vae, load_base_vae, select_scale
 from trainer.train_classifier import train_classifier
 from trainer.train_distill import load_teacher, student_config, train_distill
 from trainer.train_gan import train_gan, with_class_prior
@@ -105,7 +105,7 @@ def train_preset(preset: Preset, data: Splits, device: torch.device, out_dir: Pa
     elif preset.family == "vae" and preset.teacher:
         base, base_sha = load_base_vae(preset, teacher_dir, device)
         scale, selection = select_scale(base, data, preset, device, progress) if preset.exemplar_scales else (1.0, None)
-        module = build_exemplar_vae(base, *training_file(data), scale)
+        module = build_exemplar_vae(base, *data.training_file(), scale)
         preset = dataclasses.replace(preset, vae=module.config)
         config = module.config
         history, final = {}, {}

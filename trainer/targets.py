@@ -35,6 +35,12 @@ TARGETS = {
 UTILITY_JUDGE = "classifier"  # trainer/utility.py's learner with the dataset's own classifier recipe
 
 
+def summary(per_seed: dict[str, float]) -> dict[str, float]:
+    """{seed: accuracy} -> mean and spread (half the range between the seeds)."""
+    values = list(per_seed.values())
+    return {"mean": sum(values) / len(values), "spread": (max(values) - min(values)) / 2}
+
+
 def share_range(shares: list[float], digits: int = 1) -> str:
     return f"{100 * min(shares):.{digits}f}–{100 * max(shares):.{digits}f} %"
 
@@ -59,7 +65,7 @@ def judge_utility(section: dict, name: str) -> float | None:
     if "learners" not in row:
         return row.get("test_accuracy")
     per_seed = row["learners"].get(UTILITY_JUDGE, {}).get("accuracy", {})
-    return sum(per_seed.values()) / len(per_seed) if per_seed else None
+    return summary(per_seed)["mean"] if per_seed else None
 
 
 def served(metrics: dict) -> list[Row]:

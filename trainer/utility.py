@@ -35,13 +35,14 @@ from models.datasets import DatasetInfo, dataset_named
 from models.devices import resolve_device
 from trainer.data import Splits, load_dataset
 from trainer.presets import Preset, get_preset, with_defaults
+from trainer.targets import UTILITY_JUDGE as JUDGE  # the learner with the dataset's bundled classifier's recipe
+from trainer.targets import summary
 from trainer.train_classifier import train_classifier
 
 CAS_N = 60_000
 SEEDS = (1, 2)
 CURVE_SIZES = (10_000, 60_000, 240_000, 600_000)
 CURVE_LEARNERS = ("cnn-brief", "mlp")  # the cheap learners: the bundled recipe on 600,000 items costs hours on a CPU
-JUDGE = "classifier"  # the learner that stands for the dataset's bundled classifier's recipe
 LEARNERS: dict[str, Preset | None] = {
     JUDGE: None,  # the dataset's bundled classifier's preset (classifier, fashion-classifier)
     "cnn-brief": Preset(
@@ -78,14 +79,8 @@ def accuracy_when_trained_on(images_u8: torch.Tensor, labels: torch.Tensor, data
 
 
 def real_training_set(data: Splits, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    images = torch.cat([data.train_images, data.val_images])[:n]
-    return images, torch.cat([data.train_labels, data.val_labels])[:n]
-
-
-def summary(per_seed: dict[str, float]) -> dict[str, float]:
-    """{seed: accuracy} -> mean and spread (half the range between the seeds)."""
-    values = list(per_seed.values())
-    return {"mean": sum(values) / len(values), "spread": (max(values) - min(values)) / 2}
+    images, labels = data.training_file()
+    return images[:n], labels[:n]
 
 
 def gaps(section: dict) -> dict[str, dict[str, dict[str, float]]]:
@@ -285,7 +280,7 @@ def _update_cards(weights_dir: Path, section: dict, verified: bool) -> None:
 
 
 def print_table(section: dict) -> None:
-    table = gaps(section)
+    table = section["gaps"]
     learners = list(section.get("learners", {}))
     print(f"{'trained on':<24}" + "".join(f"{name:>24}" for name in learners))
     real = {name: summary(row["accuracy"]) for name, row in section.get("real", {}).items()}
