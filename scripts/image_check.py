@@ -33,10 +33,9 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import numpy as np
 
-from benchmarks.common import free_port, machine, write_result
+from benchmarks.common import ROOT, free_port, write_result
 from digitgen_client._common import parse_npz
 
-ROOT = Path(__file__).resolve().parent.parent
 IMAGE = "localhost/digitgen:image-check"
 BASE = "python:3.11-slim-trixie"
 STAND_IN = "localhost/digitgen-stand-in-python:3.11"
@@ -284,7 +283,7 @@ def main() -> None:
     parser.add_argument("--drain-n", type=int, default=100_000, help="items of the /dataset download SIGTERM meets")
     args = parser.parse_args()
     engine = pick_engine(args.engine)
-    report: dict = {"engine": engine.name, "machine": machine()}
+    report: dict = {"engine": engine.name}  # write_result adds the machine
     if args.no_build:
         report.update(base="(not built in this run)", torch_flavour="(not built in this run)")
     else:
@@ -319,7 +318,7 @@ def main() -> None:
         except Failed as exc:
             raise SystemExit(f"image-check: FAILED: {exc}") from None
     path = write_result("image", report)
-    print(json.dumps({k: v for k, v in report.items() if k != "machine"}, indent=2))
+    print(json.dumps(report, indent=2))
     print(f"image-check: passed; wrote {path}")
 
 
