@@ -14,7 +14,7 @@ class DeviceError(RuntimeError):
     """The requested device is malformed or not present on this machine."""
 
 
-SYNTAX = re.compile(r"auto|cpu|cuda(?::(\d+))?")
+SYNTAX = re.compile(r"auto|cpu|cuda(?::\d+)?")
 
 
 def device_syntax(spec: str) -> str:
@@ -36,11 +36,10 @@ def resolve_device(spec: str = "auto") -> torch.device:
         return torch.device("cuda:0") if torch.cuda.is_available() else torch.device("cpu")
     if spec == "cpu":
         return torch.device("cpu")
-    match = SYNTAX.fullmatch(spec)
     if not torch.cuda.is_available():
         raise DeviceError(f"device {spec!r} requested but no CUDA GPU is visible "
                           "(check the driver, CUDA_VISIBLE_DEVICES, or the container's GPU reservation)")
-    index = int(match.group(1) or 0)
+    index = int(spec.partition(":")[2] or 0)  # "cuda" is cuda:0
     count = torch.cuda.device_count()
     if index >= count:
         raise DeviceError(f"device {spec!r} requested but only {count} GPU(s) are visible")

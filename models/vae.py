@@ -200,19 +200,19 @@ class VAE(nn.Module):
         """The mixture's (mu, sigma) for drawing latents: float64 on the CPU, computed from a float64
         copy of the encoder, so a seed's latents do not depend on the device the model runs on."""
         key = ("draw", self._weights_version())
-        if key not in self._cache and self.config.prior == "exemplar":
-            mu = self.exemplar_mu.detach().to("cpu", torch.float64)
-            sigma = torch.exp(0.5 * self.exemplar_logvar.detach().to("cpu", torch.float64))
-            sigma = sigma * self.config.exemplar_scale
-            self._cache = {k: v for k, v in self._cache.items() if k[0] != "draw"}
-            self._cache[key] = (mu, sigma)
         if key not in self._cache:
             with torch.inference_mode(False), torch.no_grad():
-                encoder = copy.deepcopy(self.encoder).to("cpu", torch.float64)
-                pseudo = F.hardtanh(self.pseudo_inputs.detach().to("cpu", torch.float64), 0.0, 1.0)
-                mu, logvar = encoder(pseudo).chunk(2, dim=1)
+                if self.config.prior == "exemplar":
+                    mu = self.exemplar_mu.detach().to("cpu", torch.float64)
+                    sigma = torch.exp(0.5 * self.exemplar_logvar.detach().to("cpu", torch.float64))
+                    sigma = sigma * self.config.exemplar_scale
+                else:
+                    encoder = copy.deepcopy(self.encoder).to("cpu", torch.float64)
+                    pseudo = F.hardtanh(self.pseudo_inputs.detach().to("cpu", torch.float64), 0.0, 1.0)
+                    mu, logvar = encoder(pseudo).chunk(2, dim=1)
+                    sigma = torch.exp(0.5 * logvar)
                 self._cache = {k: v for k, v in self._cache.items() if k[0] != "draw"}
-                self._cache[key] = (mu, torch.exp(0.5 * logvar))
+                self._cache[key] = (mu, sigma)
         return self._cache[key]
 
     def log_prior(self, z: torch.Tensor) -> torch.Tensor:
